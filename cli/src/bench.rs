@@ -1,0 +1,241 @@
+//! `dojang bench ledger`: measures the durable write path, proof generation at large tree
+//! sizes and storage cost, next to the raw ed25519-dalek verify rates of the same run, and
+//! prints one JSON object. Speed targets live here, never in tests.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context as _;
+use dojang_core::did_key::DidKey;
+use dojang_core::entry::{Kind, UnsignedEntry};
+use dojang_core::genesis::{GENESIS_FORMAT, Genesis, Params, Validator};
+use dojang_core::hash::Hash;
+use dojang_core::merkle::{self, Blake3Hasher, Frontier, TreeHasher as _};
+use dojang_node::clock::SystemClock;
+use dojang_node::config::{NodeConfig, StorageKind};
+use dojang_node::keyfile::KeyFile;
+use dojang_node::storage::{LedgerBatch, Store, rocks::RocksBackend};
+use ed25519_dalek::{Signature, Signer as _, SigningKey};
+use serde_json::json;
+
+#[derive(Debug, clap::Args)]
+pub struct LedgerBenchArgs {
+    /// Signed entries pushed through the durable write path.
+    #[arg(long, default_value_t = 200_000)]
+    pub entries: u64,
+    /// Payload bytes per entry.
+    #[arg(long, default_value_t = 128)]
+    pub payload: usize,
+    /// Tree sizes at which proof generation is timed (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "1000000,10000000")]
+    pub proof_sizes: Vec<u64>,
+    /// Proofs timed per size.
+    #[arg(long, default_value_t = 2000)]
+    pub proofs: u64,
+    /// Entries per submission (what one HTTP batch would carry).
+    #[arg(long, default_value_t = 1024)]
+    pub chunk: usize,
+    /// Write the JSON here as well as to stdout.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+/// A small deterministic PRNG (xorshift64*) so runs are repeatable without a rand dep.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+}
+
+fn raw_ed25519(n: usize) -> serde_json::Value {
+    let key = SigningKey::from_bytes(&[5; 32]);
+    let vk = key.verifying_key();
+    let msgs: Vec<Vec<u8>> = (0..n).map(|i| format!("message {i} of the raw ed25519 benchmark, padded to a typical entry size").into_bytes()).collect();
+    let sigs: Vec<Signature> = msgs.iter().map(|m| key.sign(m)).collect();
+    let t = Instant::now();
+    for (m, s) in msgs.iter().zip(&sigs) {
+        let _ = vk.verify_strict(m, s);
+    }
+    let single = n as f64 / t.elapsed().as_secs_f64();
+    let keys = vec![vk; 256];
+    let t = Instant::now();
+    for (mc, sc) in msgs.chunks(256).zip(sigs.chunks(256)) {
+        let refs: Vec<&[u8]> = mc.iter().map(Vec::as_slice).collect();
+        let _ = ed25519_dalek::verify_batch(&refs, sc, keys.get(..mc.len()).unwrap_or(&keys));
+    }
+    let batch = n as f64 / t.elapsed().as_secs_f64();
+    json!({ "verify_strict_per_sec_1_thread": single.round(), "verify_batch256_per_sec_1_thread": batch.round(),
+            "verify_batch256_per_sec_2_threads_ideal": (2.0 * batch).round() })
+}
+
+pub fn ledger(args: LedgerBenchArgs) -> anyhow::Result<()> {
+    let raw = raw_ed25519(20_000);
+    let tmp = tempfile::tempdir().context("cannot create a temporary folder")?;
+    let write = write_path(&args, tmp.path())?;
+    let proofs = proof_generation(&args, tmp.path())?;
+    let report = json!({
+        "benchmark": "dojang bench ledger",
+        "machine": { "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) },
+        "raw_ed25519": raw,
+        "write_path": write,
+        "proofs": proofs,
+    });
+    let text = serde_json::to_string_pretty(&report)?;
+    if let Some(p) = &args.out {
+        std::fs::write(p, &text).with_context(|| format!("cannot write {}", p.display()))?;
+    }
+    crate::emit(true, report, String::new);
+    Ok(())
+}
+
+/// Durable appends through the real write path: decode, batch-verify, authorise,
+/// sequence, RocksDB group commit with WAL sync, checkpoint signing.
+fn write_path(args: &LedgerBenchArgs, dir: &std::path::Path) -> anyhow::Result<serde_json::Value> {
+    let vkey = SigningKey::from_bytes(&[1; 32]);
+    let writers: Vec<SigningKey> = (0..16u8).map(|i| SigningKey::from_bytes(&[100 + i; 32])).collect();
+    let vdid = DidKey::from_verifying_key(&vkey.verifying_key());
+    let genesis = Genesis {
+        format: GENESIS_FORMAT.into(),
+        chain_id: "bench".into(),
+        genesis_time_ms: 0,
+        validators: vec![Validator {
+            id: "bench".into(),
+            name: "Bench".into(),
+            did: vdid.did(),
+            consensus_key: vdid.did(),
+            voting_power: 1,
+            writer_keys: writers.iter().map(|w| DidKey::from_verifying_key(&w.verifying_key()).key_id()).collect(),
+            api_address: String::new(),
+        }],
+        params: Params::default(),
+    };
+    std::fs::write(dir.join("genesis.json"), genesis.to_json_pretty())?;
+    KeyFile::from_signing_key(&vkey).write_new(&dir.join("v.key"))?;
+    let cfg = NodeConfig {
+        data_dir: dir.join("data"),
+        genesis: dir.join("genesis.json"),
+        validator_key: dir.join("v.key"),
+        validator_id: "bench".into(),
+        listen: "127.0.0.1:0".parse()?,
+        max_batch: 16384,
+        queue_capacity: 4096,
+        max_request_bytes: 16 << 20,
+        storage: StorageKind::Rocksdb,
+    };
+    let gh = genesis.hash();
+    let now = crate::devnet::now_ms();
+    let authors: Vec<String> = writers.iter().map(|w| DidKey::from_verifying_key(&w.verifying_key()).key_id()).collect();
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    // Signing is the client's cost, so it happens before the clock starts.
+    let entries: Vec<Vec<u8>> = (0..args.entries)
+        .map(|i| {
+            let w = (i % writers.len() as u64) as usize;
+            let payload: Vec<u8> = (0..args.payload).map(|_| (rng.next() % 64) as u8 + b' ').collect();
+            let (Some(key), Some(author)) = (writers.get(w), authors.get(w)) else { return Ok(Vec::new()) };
+            UnsignedEntry { kind: Kind::AccessEvent, author: author.clone(), nonce: i + 1, timestamp_ms: now, payload }.sign(key, &gh)?.encode().map_err(anyhow::Error::from)
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let encoded_bytes: usize = entries.iter().map(Vec::len).sum();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let (elapsed, committed, parts) = rt.block_on(async {
+        let parts = dojang_node::node::assemble(&cfg, Arc::new(SystemClock))?;
+        let chunks: Vec<Vec<Vec<u8>>> = entries.chunks(args.chunk.max(1)).map(<[Vec<u8>]>::to_vec).collect();
+        let start = Instant::now();
+        let mut committed = 0u64;
+        // Submit in order: a client keeps at most a few batches in flight per author so
+        // that nonces arrive in order; here chunks are awaited in pairs.
+        let mut it = chunks.into_iter();
+        loop {
+            let a = it.next();
+            let b = it.next();
+            if a.is_none() {
+                break;
+            }
+            let wa = parts.write.clone();
+            let fa = a.map(|c| async move { wa.submit(c).await });
+            let wb = parts.write.clone();
+            let fb = b.map(|c| async move { wb.submit(c).await });
+            let ra = match fa {
+                Some(f) => f.await?,
+                None => Vec::new(),
+            };
+            let rb = match fb {
+                Some(f) => f.await?,
+                None => Vec::new(),
+            };
+            committed += ra.iter().chain(rb.iter()).filter(|o| o.is_ok()).count() as u64;
+        }
+        anyhow::Ok((start.elapsed(), committed, parts))
+    })?;
+    let backend = parts.ledger.store().backend().clone();
+    backend.compact();
+    let disk = backend.disk_bytes();
+    let n = args.entries.max(1) as f64;
+    let avg_entry = encoded_bytes as f64 / n;
+    Ok(json!({
+        "entries": args.entries,
+        "committed": committed,
+        "payload_bytes": args.payload,
+        "chunk": args.chunk,
+        "seconds": elapsed.as_secs_f64(),
+        "durable_appends_per_sec": (committed as f64 / elapsed.as_secs_f64()).round(),
+        "batches": parts.metrics.batches_committed.load(std::sync::atomic::Ordering::Relaxed),
+        "avg_encoded_entry_bytes": avg_entry.round(),
+        "disk_bytes_per_entry_after_compaction": (disk as f64 / n).round(),
+        "disk_to_encoded_ratio": ((disk as f64 / n) / avg_entry * 100.0).round() / 100.0,
+    }))
+}
+
+/// Builds trees of the requested sizes in RocksDB (nodes only: proofs never read entry
+/// bytes) and times inclusion and consistency proof generation at random points.
+fn proof_generation(args: &LedgerBenchArgs, dir: &std::path::Path) -> anyhow::Result<serde_json::Value> {
+    let mut sizes = args.proof_sizes.clone();
+    sizes.sort_unstable();
+    let store = Store::new(Arc::new(RocksBackend::open(&dir.join("tree"))?));
+    let mut frontier = Frontier::new();
+    let mut results = Vec::new();
+    let mut rng = Rng(42);
+    let build = Instant::now();
+    for &target in &sizes {
+        while frontier.size() < target {
+            let mut b = LedgerBatch { first_index: frontier.size(), ..Default::default() };
+            let end = target.min(frontier.size() + 100_000);
+            while frontier.size() < end {
+                let leaf = Blake3Hasher::hash_leaf(&frontier.size().to_be_bytes());
+                frontier.append::<Blake3Hasher>(leaf, &mut b.nodes);
+            }
+            b.new_size = frontier.size();
+            store.commit(&b)?;
+        }
+        let root = frontier.root::<Blake3Hasher>();
+        let mut incl = Vec::new();
+        let mut cons = Vec::new();
+        for _ in 0..args.proofs {
+            let index = rng.next() % target;
+            let t = Instant::now();
+            let p = merkle::inclusion_proof::<Blake3Hasher>(&store, index, target)?;
+            incl.push(t.elapsed().as_nanos() as f64 / 1000.0);
+            let leaf = Blake3Hasher::hash_leaf(&index.to_be_bytes());
+            merkle::verify_inclusion::<Blake3Hasher>(&leaf, index, target, &p, &root).context("benchmark proof failed to verify")?;
+            let old = 1 + rng.next() % target;
+            let t = Instant::now();
+            let _ = merkle::consistency_proof::<Blake3Hasher>(&store, old, target)?;
+            cons.push(t.elapsed().as_nanos() as f64 / 1000.0);
+        }
+        results.push(json!({ "tree_size": target, "inclusion_us": summary(&mut incl), "consistency_us": summary(&mut cons) }));
+    }
+    let _ = Hash::ZERO;
+    Ok(json!({ "build_seconds": build.elapsed().as_secs_f64(), "by_size": results }))
+}
+
+fn summary(v: &mut [f64]) -> serde_json::Value {
+    v.sort_by(f64::total_cmp);
+    let pick = |q: f64| v.get(((v.len() as f64 - 1.0) * q) as usize).copied().unwrap_or(0.0);
+    let mean = v.iter().sum::<f64>() / v.len().max(1) as f64;
+    json!({ "mean": (mean * 100.0).round() / 100.0, "p50": (pick(0.5) * 100.0).round() / 100.0, "p99": (pick(0.99) * 100.0).round() / 100.0 })
+}

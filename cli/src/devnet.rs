@@ -1,0 +1,221 @@
+//! `dojang genesis init` and `dojang devnet`: make a chain's keys, genesis and node
+//! configs, and run a local node on embedded RocksDB with demo data.
+//!
+//! Devnet keys are random and live in the devnet folder; they guard nothing of value.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context as _, bail};
+use dojang_core::did_key::DidKey;
+use dojang_core::entry::{Kind, UnsignedEntry};
+use dojang_core::genesis::{GENESIS_FORMAT, Genesis, Params, Validator};
+use dojang_node::clock::SystemClock;
+use dojang_node::config::{NodeConfig, StorageKind};
+use dojang_node::keyfile::KeyFile;
+use ed25519_dalek::SigningKey;
+use serde_json::json;
+
+use crate::emit;
+
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+#[derive(Debug, clap::Args)]
+pub struct GenesisInitArgs {
+    /// Chain id: 1-64 characters of [a-z0-9.-].
+    #[arg(long, default_value = "devnet")]
+    pub chain_id: String,
+    /// How many validator agencies.
+    #[arg(long, default_value_t = 1)]
+    pub validators: u8,
+    /// Output folder (created; existing key files are never overwritten).
+    #[arg(long, short, default_value = "genesis-out")]
+    pub out: PathBuf,
+    /// HTTP port of validator 0; validator i gets base_port + i.
+    #[arg(long, default_value_t = 7300)]
+    pub base_port: u16,
+}
+
+const AGENCIES: [(&str, &str); 4] = [
+    ("mois", "Ministry of the Interior and Safety"),
+    ("nts", "National Tax Service"),
+    ("mohw", "Ministry of Health and Welfare"),
+    ("molit", "Ministry of Land, Infrastructure and Transport"),
+];
+
+fn new_key(path: &Path) -> anyhow::Result<(KeyFile, SigningKey)> {
+    let key = SigningKey::generate(&mut rand_core::OsRng);
+    let kf = KeyFile::from_signing_key(&key);
+    kf.write_new(path)?;
+    Ok((kf, key))
+}
+
+/// Writes keys, `genesis.json` and `node-<i>.toml` into `args.out`; returns the genesis.
+pub fn write_chain(args: &GenesisInitArgs) -> anyhow::Result<Genesis> {
+    if args.validators == 0 || args.validators > 64 {
+        bail!("--validators {} must be 1..=64", args.validators);
+    }
+    std::fs::create_dir_all(&args.out).with_context(|| format!("cannot create {}", args.out.display()))?;
+    let gpath = args.out.join("genesis.json");
+    if gpath.exists() {
+        bail!("{} already exists; choose another --out", gpath.display());
+    }
+    let mut validators = Vec::new();
+    for i in 0..args.validators {
+        let (vk, _) = new_key(&args.out.join(format!("validator-{i}.key")))?;
+        let (wk, _) = new_key(&args.out.join(format!("writer-{i}.key")))?;
+        let (short, name) = AGENCIES.get(usize::from(i)).copied().unwrap_or(("agency", "Agency"));
+        let id = if usize::from(i) < AGENCIES.len() { short.to_owned() } else { format!("{short}-{i}") };
+        validators.push(Validator {
+            id,
+            name: name.to_owned(),
+            did: vk.did.clone(),
+            consensus_key: vk.did,
+            voting_power: 1,
+            writer_keys: vec![wk.key_id],
+            api_address: format!("127.0.0.1:{}", args.base_port.saturating_add(u16::from(i))),
+        });
+    }
+    let g = Genesis { format: GENESIS_FORMAT.into(), chain_id: args.chain_id.clone(), genesis_time_ms: now_ms(), validators, params: Params::default() };
+    g.validate().context("generated genesis is invalid")?;
+    std::fs::write(&gpath, g.to_json_pretty() + "\n").with_context(|| format!("cannot write {}", gpath.display()))?;
+    for (i, v) in g.validators.iter().enumerate() {
+        let cfg = NodeConfig {
+            data_dir: PathBuf::from(format!("data-{i}")),
+            genesis: PathBuf::from("genesis.json"),
+            validator_key: PathBuf::from(format!("validator-{i}.key")),
+            validator_id: v.id.clone(),
+            listen: v.api_address.parse().context("bad api address")?,
+            max_batch: 8192,
+            queue_capacity: 4096,
+            max_request_bytes: 16 << 20,
+            storage: StorageKind::Rocksdb,
+        };
+        let p = args.out.join(format!("node-{i}.toml"));
+        let text = format!("# dojangd config for validator {} ({}). Paths are relative to this file's folder.\n{}", v.id, v.name, cfg.to_toml());
+        std::fs::write(&p, text).with_context(|| format!("cannot write {}", p.display()))?;
+    }
+    Ok(g)
+}
+
+pub fn genesis_init(args: &GenesisInitArgs, json: bool) -> anyhow::Result<()> {
+    let g = write_chain(args)?;
+    emit(json, json!({ "genesis": args.out.join("genesis.json"), "hash": g.hash(), "validators": g.validators.len() }), || {
+        format!(
+            "wrote {} (hash {}) with {} validators, their keys and node-<i>.toml configs\nrun a validator: (cd {} && dojangd --config node-0.toml)",
+            args.out.join("genesis.json").display(),
+            g.hash(),
+            g.validators.len(),
+            args.out.display()
+        )
+    });
+    Ok(())
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DevnetArgs {
+    /// Data folder: keys, genesis, configs and each node's RocksDB.
+    #[arg(long, default_value = "devnet")]
+    pub dir: PathBuf,
+    /// HTTP port of the first node.
+    #[arg(long, default_value_t = 7300)]
+    pub port: u16,
+    /// Do not load demo data.
+    #[arg(long)]
+    pub no_demo: bool,
+    /// Exit after start-up and demo data instead of waiting for Ctrl-C (for scripts).
+    #[arg(long)]
+    pub exit_after_start: bool,
+}
+
+/// The demo entries: what agencies and citizens write, with payloads that carry no
+/// personal data in clear (the payload formats of later specs replace these).
+fn demo_entries(genesis: &Genesis, writer: &SigningKey, citizen: &SigningKey) -> anyhow::Result<Vec<Vec<u8>>> {
+    let gh = genesis.hash();
+    let now = now_ms();
+    let w = DidKey::from_verifying_key(&writer.verifying_key()).key_id();
+    let c = DidKey::from_verifying_key(&citizen.verifying_key()).key_id();
+    let base = now * 1000;
+    let mut out = Vec::new();
+    let mut push = |kind: Kind, author: &str, key: &SigningKey, n: u64, payload: serde_json::Value| -> anyhow::Result<()> {
+        let e = UnsignedEntry { kind, author: author.to_owned(), nonce: base + n, timestamp_ms: now, payload: payload.to_string().into_bytes() }.sign(key, &gh)?;
+        out.push(e.encode()?);
+        Ok(())
+    };
+    push(Kind::DidOperation, &c, citizen, 1, json!({"demo": "citizen registers a DID", "did": DidKey::from_verifying_key(&citizen.verifying_key()).did()}))?;
+    for (n, doc) in ["resident-registration-extract", "family-relation-certificate", "building-register"].iter().enumerate() {
+        push(Kind::DocumentIssuance, &w, writer, 10 + n as u64, json!({"demo": "document issued", "type": doc, "commitment": blake3_hex(doc)}))?;
+    }
+    push(Kind::DocumentRevocation, &w, writer, 20, json!({"demo": "document revoked", "type": "building-register"}))?;
+    for (n, category) in ["address", "tax", "health"].iter().cycle().take(12).enumerate() {
+        let sealed = blake3_hex(&n.to_string());
+        push(Kind::AccessEvent, &w, writer, 30 + n as u64, json!({"demo": "official read personal data", "category": category, "sealed": sealed}))?;
+    }
+    push(Kind::TrustRegistryChange, &w, writer, 50, json!({"demo": "trusted issuer listed", "issuer": w}))?;
+    push(Kind::StatusListUpdate, &w, writer, 60, json!({"demo": "status list updated", "list": 1, "bits_set": 1}))?;
+    Ok(out)
+}
+
+/// A stand-in commitment for demo payloads (the real one is specified in specs/documents.md).
+fn blake3_hex(s: &str) -> String {
+    dojang_core::entry::leaf_hash(s.as_bytes()).to_hex()
+}
+
+#[allow(clippy::print_stdout)]
+pub fn run(args: DevnetArgs, json: bool) -> anyhow::Result<()> {
+    let dir = &args.dir;
+    if !dir.join("genesis.json").exists() {
+        write_chain(&GenesisInitArgs { chain_id: "devnet".into(), validators: 1, out: dir.clone(), base_port: args.port })?;
+    }
+    let citizen_path = dir.join("citizen.key");
+    if !citizen_path.exists() {
+        new_key(&citizen_path)?;
+    }
+    let mut cfg = NodeConfig::from_toml_file(&dir.join("node-0.toml"))?;
+    // Config paths are relative to the devnet folder.
+    cfg.data_dir = dir.join(&cfg.data_dir);
+    cfg.genesis = dir.join(&cfg.genesis);
+    cfg.validator_key = dir.join(&cfg.validator_key);
+    cfg.listen.set_port(args.port);
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;
+    rt.block_on(async {
+        let node = dojang_node::node::start(&cfg, Arc::new(SystemClock)).await?;
+        let parts = node.parts.clone();
+        let mut loaded = 0usize;
+        if !args.no_demo && parts.ledger.size() == 0 {
+            let (_, writer) = KeyFile::load(&dir.join("writer-0.key"))?;
+            let (_, citizen) = KeyFile::load(&citizen_path)?;
+            let entries = demo_entries(&parts.genesis, &writer, &citizen)?;
+            for o in parts.write.submit(entries).await? {
+                o.context("a demo entry was refused")?;
+                loaded += 1;
+            }
+        }
+        let url = node.url();
+        let exe = std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_else(|_| "dojang".into());
+        let g = dir.join("genesis.json");
+        emit(
+            json,
+            json!({ "chain_id": parts.genesis.chain_id, "nodes": [url], "genesis": g, "tree_size": parts.ledger.size(), "demo_entries_loaded": loaded }),
+            || {
+                format!(
+                    "Dojang devnet is running: chain {chain}, 1 validator ({vid}), {size} entries ({loaded} demo entries loaded now).\n  node 0 API: {url}\n\nTry next:\n  curl -s {url}/v1/checkpoint\n  curl -s -H 'Accept: application/json' {url}/v1/entries/0\n  {exe} checkpoint verify --genesis {g} --node {url}\n  {exe} proof verify --genesis {g} --node {url} --index 3\n  {exe} submit --node {url} --key {w} --kind access-event/v1 --payload 'hello'\n\nThe ledger lives in {d}; Ctrl-C stops the node and the next run resumes it.",
+                    chain = parts.genesis.chain_id,
+                    vid = cfg.validator_id,
+                    size = parts.ledger.size(),
+                    g = g.display(),
+                    w = dir.join("writer-0.key").display(),
+                    d = dir.display(),
+                )
+            },
+        );
+        if !args.exit_after_start {
+            let _ = tokio::signal::ctrl_c().await;
+            println!("stopping devnet");
+        }
+        node.stop().await;
+        anyhow::Ok(())
+    })
+}

@@ -1,0 +1,238 @@
+//! The pure admission rules of the write path (`specs/ledger.md` §6): decode with a size
+//! limit, verify the signature, check authorisation, and check the replay nonce.
+//!
+//! These are the rules every node applies identically, so they live here and take the
+//! clock as an argument. The node's sequencer calls them; it owns ordering and state.
+
+use std::collections::HashMap;
+
+use ed25519_dalek::{Signature, VerifyingKey};
+
+use crate::entry::{self, Entry, EntryError, Kind, signing_input};
+use crate::genesis::Genesis;
+use crate::hash::Hash;
+
+/// A decoded entry whose signature has not yet been checked.
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    pub entry: Entry,
+    /// The exact bytes submitted; canonical, so equal to `entry.encode()`.
+    pub encoded: Vec<u8>,
+    pub leaf_hash: Hash,
+    pub key: VerifyingKey,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AdmissionError {
+    #[error(transparent)]
+    Entry(#[from] EntryError),
+    #[error("entry timestamp {timestamp_ms} is more than {max_skew_ms} ms from the node clock {now_ms}")]
+    ClockSkew { timestamp_ms: u64, now_ms: u64, max_skew_ms: u64 },
+    #[error("author {author:?} is not authorised to write {kind} entries")]
+    Unauthorized { author: String, kind: &'static str },
+    #[error("replayed nonce {nonce} from {author:?}: nonces must exceed the last accepted one, {last}")]
+    Replay { author: String, nonce: u64, last: u64 },
+}
+
+impl AdmissionError {
+    /// A stable machine-readable slug, used in problem+json `type` URIs.
+    pub fn slug(&self) -> &'static str {
+        match self {
+            AdmissionError::Entry(EntryError::TooLarge { .. }) => "entry-too-large",
+            AdmissionError::Entry(EntryError::BadSignature(_)) => "bad-signature",
+            AdmissionError::Entry(EntryError::UnknownKind(_)) => "unknown-kind",
+            AdmissionError::Entry(EntryError::UnsupportedAuthor(_) | EntryError::InvalidAuthor { .. }) => "invalid-author",
+            AdmissionError::Entry(_) => "malformed-entry",
+            AdmissionError::ClockSkew { .. } => "clock-skew",
+            AdmissionError::Unauthorized { .. } => "unauthorized",
+            AdmissionError::Replay { .. } => "replayed-nonce",
+        }
+    }
+}
+
+/// The chain-wide admission rules, fixed by the genesis file.
+#[derive(Debug, Clone)]
+pub struct Rules {
+    pub genesis: Genesis,
+    pub genesis_hash: Hash,
+}
+
+impl Rules {
+    pub fn new(genesis: Genesis) -> Self {
+        let genesis_hash = genesis.hash();
+        Rules { genesis, genesis_hash }
+    }
+
+    /// Step 1 (§6.1): decode under the size limit, resolve the author key, and check the
+    /// timestamp window. `resolve` lets the caller memoise key decoding.
+    pub fn decode(
+        &self,
+        bytes: Vec<u8>,
+        now_ms: u64,
+        resolve: impl FnOnce(&str) -> Result<VerifyingKey, EntryError>,
+    ) -> Result<Candidate, AdmissionError> {
+        let entry = Entry::decode(&bytes)?;
+        let max = self.genesis.params.max_clock_skew_ms;
+        if entry.timestamp_ms.abs_diff(now_ms) > max {
+            return Err(AdmissionError::ClockSkew { timestamp_ms: entry.timestamp_ms, now_ms, max_skew_ms: max });
+        }
+        let key = resolve(&entry.author)?;
+        let leaf_hash = entry::leaf_hash(&bytes);
+        Ok(Candidate { entry, encoded: bytes, leaf_hash, key })
+    }
+
+    /// Step 2 (§6.2): verify many signatures at once. Batch verification is tried first;
+    /// if the batch fails, each signature is checked alone so that one bad entry does not
+    /// sink the others. Returns one result per candidate, in order.
+    pub fn verify_signatures(&self, cands: &[Candidate]) -> Vec<Result<(), AdmissionError>> {
+        let messages: Vec<Vec<u8>> = cands.iter().map(|c| signing_input(&self.genesis_hash, body(&c.encoded))).collect();
+        let sigs: Vec<Signature> = cands.iter().map(|c| Signature::from_bytes(&c.entry.signature)).collect();
+        let keys: Vec<VerifyingKey> = cands.iter().map(|c| c.key).collect();
+        let msg_refs: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
+        if !cands.is_empty() && ed25519_dalek::verify_batch(&msg_refs, &sigs, &keys).is_ok() {
+            return vec![Ok(()); cands.len()];
+        }
+        cands
+            .iter()
+            .zip(msg_refs.iter().zip(&sigs))
+            .map(|(c, (m, s))| {
+                c.key.verify_strict(m, s).map_err(|_| AdmissionError::Entry(EntryError::BadSignature(c.entry.author.clone())))
+            })
+            .collect()
+    }
+
+    /// Step 3 (§6.3): who may write what. DID operations are self-certifying and open to
+    /// any key; every agency kind needs a writer key registered to a genesis agency.
+    pub fn authorize(&self, entry: &Entry) -> Result<(), AdmissionError> {
+        match entry.kind {
+            Kind::DidOperation => Ok(()),
+            Kind::DocumentIssuance | Kind::DocumentRevocation | Kind::AccessEvent | Kind::TrustRegistryChange | Kind::StatusListUpdate => {
+                if self.genesis.agency_of_writer(&entry.author).is_some() {
+                    Ok(())
+                } else {
+                    Err(AdmissionError::Unauthorized { author: entry.author.clone(), kind: entry.kind.name() })
+                }
+            }
+        }
+    }
+
+    /// Steps 1-3 for one entry, using the plain did:key resolver.
+    pub fn admit_one(&self, bytes: Vec<u8>, now_ms: u64) -> Result<Candidate, AdmissionError> {
+        let c = self.decode(bytes, now_ms, entry::author_key)?;
+        self.verify_signatures(std::slice::from_ref(&c)).into_iter().next().unwrap_or(Ok(()))?;
+        self.authorize(&c.entry)?;
+        Ok(c)
+    }
+}
+
+fn body(encoded: &[u8]) -> &[u8] {
+    encoded.get(..encoded.len().saturating_sub(64)).unwrap_or_default()
+}
+
+/// Step 4's replay rule (§6.4), applied by the sequencer in commit order: an author's
+/// nonces strictly increase. `pending` tracks nonces accepted earlier in the same batch.
+#[derive(Debug, Default)]
+pub struct NonceTracker {
+    pending: HashMap<String, u64>,
+}
+
+impl NonceTracker {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Checks `entry` against the committed last nonce (`committed`) and this batch.
+    /// On success the nonce is recorded as the author's latest.
+    pub fn check_and_record(&mut self, entry: &Entry, committed: Option<u64>) -> Result<(), AdmissionError> {
+        let last = self.pending.get(&entry.author).copied().or(committed);
+        if let Some(last) = last {
+            if entry.nonce <= last {
+                return Err(AdmissionError::Replay { author: entry.author.clone(), nonce: entry.nonce, last });
+            }
+        }
+        self.pending.insert(entry.author.clone(), entry.nonce);
+        Ok(())
+    }
+
+    /// The authors whose last nonce changed, for persisting with the batch.
+    pub fn into_updates(self) -> HashMap<String, u64> {
+        self.pending
+    }
+
+    pub fn pending(&self, author: &str) -> Option<u64> {
+        self.pending.get(author).copied()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+    use super::*;
+    use crate::did_key::DidKey;
+    use crate::entry::UnsignedEntry;
+    use crate::testing::sample_genesis;
+    use ed25519_dalek::SigningKey;
+
+    const NOW: u64 = 1_780_000_000_000;
+
+    fn make(rules: &Rules, k: &SigningKey, kind: Kind, nonce: u64, ts: u64) -> Vec<u8> {
+        UnsignedEntry { kind, author: DidKey::from_verifying_key(&k.verifying_key()).key_id(), nonce, timestamp_ms: ts, payload: vec![1, 2, 3] }
+            .sign(k, &rules.genesis_hash)
+            .unwrap()
+            .encode()
+            .unwrap()
+    }
+
+    #[test]
+    fn admits_agency_writer_and_refuses_strangers() {
+        let (g, keys) = sample_genesis(1);
+        let rules = Rules::new(g);
+        rules.admit_one(make(&rules, &keys[0], Kind::AccessEvent, 1, NOW), NOW).unwrap();
+        let stranger = SigningKey::from_bytes(&[77; 32]);
+        let err = rules.admit_one(make(&rules, &stranger, Kind::AccessEvent, 1, NOW), NOW).unwrap_err();
+        assert_eq!(err.slug(), "unauthorized");
+        // Anyone may submit a DID operation.
+        rules.admit_one(make(&rules, &stranger, Kind::DidOperation, 1, NOW), NOW).unwrap();
+    }
+
+    #[test]
+    fn refuses_clock_skew_and_bad_signatures() {
+        let (g, keys) = sample_genesis(1);
+        let rules = Rules::new(g);
+        let err = rules.admit_one(make(&rules, &keys[0], Kind::AccessEvent, 1, NOW - 3_600_000), NOW).unwrap_err();
+        assert!(matches!(err, AdmissionError::ClockSkew { .. }));
+        let mut bytes = make(&rules, &keys[0], Kind::AccessEvent, 1, NOW);
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        assert_eq!(rules.admit_one(bytes, NOW).unwrap_err().slug(), "bad-signature");
+    }
+
+    #[test]
+    fn batch_verification_isolates_the_bad_entry() {
+        let (g, keys) = sample_genesis(1);
+        let rules = Rules::new(g);
+        let mut cands: Vec<Candidate> = (1..=8)
+            .map(|n| rules.decode(make(&rules, &keys[0], Kind::AccessEvent, n, NOW), NOW, entry::author_key).unwrap())
+            .collect();
+        assert!(rules.verify_signatures(&cands).iter().all(Result::is_ok));
+        cands[5].entry.signature[0] ^= 1;
+        let res = rules.verify_signatures(&cands);
+        for (i, r) in res.iter().enumerate() {
+            assert_eq!(r.is_err(), i == 5, "entry {i}: {r:?}");
+        }
+        assert!(rules.verify_signatures(&[]).is_empty());
+    }
+
+    #[test]
+    fn nonces_strictly_increase_across_batch_and_store() {
+        let (g, keys) = sample_genesis(1);
+        let rules = Rules::new(g);
+        let e = |n| Entry::decode(&make(&rules, &keys[0], Kind::AccessEvent, n, NOW)).unwrap();
+        let mut t = NonceTracker::new();
+        t.check_and_record(&e(5), Some(4)).unwrap();
+        assert!(matches!(t.check_and_record(&e(5), Some(4)), Err(AdmissionError::Replay { last: 5, .. })));
+        t.check_and_record(&e(9), Some(4)).unwrap();
+        let mut t = NonceTracker::new();
+        assert!(matches!(t.check_and_record(&e(3), Some(4)), Err(AdmissionError::Replay { last: 4, .. })));
+    }
+}

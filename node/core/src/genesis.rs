@@ -1,0 +1,244 @@
+//! The genesis file: chain id, validator agencies, their keys and voting power, and the
+//! chain parameters (`specs/genesis.md`).
+//!
+//! The genesis hash is BLAKE3 over the RFC 8785 (JCS) canonical JSON of the parsed
+//! file. It is bound into every entry signature and every checkpoint, so a verifier who
+//! holds only the genesis file can check any node's answer.
+
+use std::collections::BTreeSet;
+
+use ed25519_dalek::VerifyingKey;
+use serde::{Deserialize, Serialize};
+
+use crate::did_key::DidKey;
+use crate::hash::Hash;
+
+/// The `format` value of version 1 genesis files.
+pub const GENESIS_FORMAT: &str = "dojang-genesis/v1";
+/// Largest genesis file accepted, in bytes; a genesis is small, and it is parsed from
+/// user-supplied paths and from peers.
+pub const MAX_GENESIS_LEN: usize = 1024 * 1024;
+
+/// A parsed, validated genesis file (`specs/genesis.md` §2).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Genesis {
+    pub format: String,
+    /// Names the ledger; appears in every checkpoint origin line.
+    pub chain_id: String,
+    /// Milliseconds since the Unix epoch.
+    pub genesis_time_ms: u64,
+    pub validators: Vec<Validator>,
+    #[serde(default)]
+    pub params: Params,
+}
+
+/// One validator agency.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Validator {
+    /// Short key name used in checkpoint signature lines: `[a-z0-9.-]{1,64}`.
+    pub id: String,
+    /// Human name of the agency, e.g. "Ministry of the Interior and Safety".
+    pub name: String,
+    /// The agency's DID.
+    pub did: String,
+    /// The validator's Ed25519 signing key for checkpoints and votes, as a `did:key`.
+    pub consensus_key: String,
+    pub voting_power: u64,
+    /// Key ids (`did:key:…#…`) the agency's systems sign ledger entries with.
+    #[serde(default)]
+    pub writer_keys: Vec<String>,
+    /// Where the validator's HTTP API listens, e.g. `127.0.0.1:7300`.
+    #[serde(default)]
+    pub api_address: String,
+}
+
+/// Chain parameters with safe defaults (`specs/genesis.md` §3).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Params {
+    /// How far an entry's timestamp may be from the node clock at admission.
+    pub max_clock_skew_ms: u64,
+}
+
+impl Default for Params {
+    fn default() -> Self {
+        Params { max_clock_skew_ms: 10 * 60 * 1000 }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GenesisError {
+    #[error("genesis file is {0} bytes, over the limit of {MAX_GENESIS_LEN}")]
+    TooLarge(usize),
+    #[error("genesis file is not valid json: {0}")]
+    Json(String),
+    #[error("unsupported genesis format {0:?} (expected {GENESIS_FORMAT:?})")]
+    Format(String),
+    #[error("genesis chain_id {0:?} must be 1-64 characters of [a-z0-9.-]")]
+    ChainId(String),
+    #[error("genesis has no validators")]
+    NoValidators,
+    #[error("validator id {0:?} must be 1-64 characters of [a-z0-9.-]")]
+    ValidatorId(String),
+    #[error("validator id {0:?} appears twice")]
+    DuplicateValidator(String),
+    #[error("consensus key {0:?} appears twice")]
+    DuplicateKey(String),
+    #[error("validator {id:?} has an invalid consensus key {key:?}: {reason}")]
+    ConsensusKey { id: String, key: String, reason: String },
+    #[error("validator {id:?} has an invalid writer key {key:?}: {reason}")]
+    WriterKey { id: String, key: String, reason: String },
+    #[error("validator {0:?} has zero voting power")]
+    ZeroPower(String),
+    #[error("total voting power overflows")]
+    PowerOverflow,
+}
+
+fn valid_name(s: &str) -> bool {
+    (1..=64).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
+}
+
+impl Genesis {
+    /// Parses and validates a genesis file.
+    pub fn from_json(bytes: &[u8]) -> Result<Genesis, GenesisError> {
+        if bytes.len() > MAX_GENESIS_LEN {
+            return Err(GenesisError::TooLarge(bytes.len()));
+        }
+        let g: Genesis = serde_json::from_slice(bytes).map_err(|e| GenesisError::Json(e.to_string()))?;
+        g.validate()?;
+        Ok(g)
+    }
+
+    /// Pretty JSON for writing to disk. The hash does not depend on this layout.
+    pub fn to_json_pretty(&self) -> String {
+        // Serialising plain structs of strings and integers cannot fail.
+        serde_json::to_string_pretty(self).unwrap_or_default()
+    }
+
+    /// Checks every rule of `specs/genesis.md` §2.
+    pub fn validate(&self) -> Result<(), GenesisError> {
+        if self.format != GENESIS_FORMAT {
+            return Err(GenesisError::Format(self.format.clone()));
+        }
+        if !valid_name(&self.chain_id) {
+            return Err(GenesisError::ChainId(self.chain_id.clone()));
+        }
+        if self.validators.is_empty() {
+            return Err(GenesisError::NoValidators);
+        }
+        let mut ids = BTreeSet::new();
+        let mut keys = BTreeSet::new();
+        let mut total: u64 = 0;
+        for v in &self.validators {
+            if !valid_name(&v.id) {
+                return Err(GenesisError::ValidatorId(v.id.clone()));
+            }
+            if !ids.insert(v.id.as_str()) {
+                return Err(GenesisError::DuplicateValidator(v.id.clone()));
+            }
+            let key = DidKey::parse(&v.consensus_key).map_err(|e| GenesisError::ConsensusKey {
+                id: v.id.clone(),
+                key: v.consensus_key.clone(),
+                reason: e.to_string(),
+            })?;
+            if key.verifying_key().is_weak() {
+                return Err(GenesisError::ConsensusKey { id: v.id.clone(), key: v.consensus_key.clone(), reason: "weak key".into() });
+            }
+            if !keys.insert(v.consensus_key.as_str()) {
+                return Err(GenesisError::DuplicateKey(v.consensus_key.clone()));
+            }
+            for w in &v.writer_keys {
+                DidKey::parse_key_id(w).map_err(|e| GenesisError::WriterKey {
+                    id: v.id.clone(),
+                    key: w.clone(),
+                    reason: e.to_string(),
+                })?;
+            }
+            if v.voting_power == 0 {
+                return Err(GenesisError::ZeroPower(v.id.clone()));
+            }
+            total = total.checked_add(v.voting_power).ok_or(GenesisError::PowerOverflow)?;
+        }
+        Ok(())
+    }
+
+    /// BLAKE3 of the JCS (RFC 8785) canonical form (`specs/genesis.md` §4).
+    pub fn hash(&self) -> Hash {
+        let canonical = serde_jcs::to_vec(self).unwrap_or_default();
+        Hash(*blake3::hash(&canonical).as_bytes())
+    }
+
+    pub fn total_power(&self) -> u64 {
+        self.validators.iter().fold(0u64, |a, v| a.saturating_add(v.voting_power))
+    }
+
+    /// The checkpoint origin line (`specs/ledger.md` §5.1).
+    pub fn origin(&self) -> String {
+        format!("dojang/{}", self.chain_id)
+    }
+
+    /// The validator whose consensus key is `key`.
+    pub fn validator_by_key(&self, key: &VerifyingKey) -> Option<&Validator> {
+        let did = DidKey::from_verifying_key(key).did();
+        self.validators.iter().find(|v| v.consensus_key == did)
+    }
+
+    /// Whether `author` (a key id) is a registered writer key of some validator agency.
+    pub fn agency_of_writer(&self, author: &str) -> Option<&Validator> {
+        self.validators.iter().find(|v| v.writer_keys.iter().any(|w| w == author))
+    }
+}
+
+impl Validator {
+    /// The decoded consensus key; `validate` has already checked it parses.
+    pub fn consensus_verifying_key(&self) -> Option<VerifyingKey> {
+        DidKey::parse(&self.consensus_key).ok().map(|d| d.verifying_key())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+    use super::*;
+    use crate::testing::sample_genesis as sample;
+
+    #[test]
+    fn round_trips_and_hash_ignores_layout() {
+        let (g, _) = sample(4);
+        let pretty = g.to_json_pretty();
+        let compact = serde_json::to_string(&g).unwrap();
+        let a = Genesis::from_json(pretty.as_bytes()).unwrap();
+        let b = Genesis::from_json(compact.as_bytes()).unwrap();
+        assert_eq!(a, g);
+        assert_eq!(a.hash(), b.hash());
+        let mut c = g.clone();
+        c.validators[0].voting_power = 2;
+        assert_ne!(c.hash(), g.hash());
+    }
+
+    #[test]
+    fn rejects_bad_files() {
+        let (g, _) = sample(2);
+        let mut x = g.clone();
+        x.validators[1].id = x.validators[0].id.clone();
+        assert_eq!(x.validate(), Err(GenesisError::DuplicateValidator("agency-0".into())));
+        let mut x = g.clone();
+        x.validators[0].voting_power = 0;
+        assert!(matches!(x.validate(), Err(GenesisError::ZeroPower(_))));
+        let mut x = g.clone();
+        x.validators[0].consensus_key = "did:key:zBAD".into();
+        assert!(matches!(x.validate(), Err(GenesisError::ConsensusKey { .. })));
+        let mut x = g.clone();
+        x.chain_id = "Bad Chain".into();
+        assert!(matches!(x.validate(), Err(GenesisError::ChainId(_))));
+        let mut x = g.clone();
+        x.validators.clear();
+        assert_eq!(x.validate(), Err(GenesisError::NoValidators));
+        assert!(matches!(Genesis::from_json(b"{\"format\":1}"), Err(GenesisError::Json(_))));
+        let mut v = serde_json::to_value(&g).unwrap();
+        v["extra"] = 1.into();
+        assert!(matches!(Genesis::from_json(v.to_string().as_bytes()), Err(GenesisError::Json(_))));
+    }
+}

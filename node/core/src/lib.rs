@@ -1,0 +1,32 @@
+//! `dojang-core`: the pure, IO-free heart of Dojang.
+//!
+//! Everything a third-party verifier needs lives here, so that it can be embedded in the
+//! CLI, a wallet or a bank's back office without pulling in tokio, RocksDB, libp2p or axum.
+//! Time and randomness are always inputs; nothing here reads a clock or the OS RNG except
+//! through values handed in by the caller.
+//!
+//! Layout:
+//! - [`hash`]: the 32-byte hash type and its text forms.
+//! - [`merkle`]: the RFC 9162 tree shape, generic over the hash function, with inclusion
+//!   and consistency proofs (`specs/ledger.md` §4).
+//! - [`entry`]: the signed entry envelope and its canonical byte encoding (§2, §3).
+//! - [`did_key`]: `did:key` for Ed25519 (`specs/did-key.md`).
+//! - [`genesis`]: the genesis file, its hash, and the validator set (`specs/genesis.md`).
+//! - [`checkpoint`]: signed tree heads in the C2SP tlog-checkpoint / signed-note format,
+//!   with quorum verification against the genesis validator set (§5).
+//! - [`admission`]: the pure admission rules of the write path: decode, verify,
+//!   authorise, replay-check (§6).
+//! - [`bundle`]: offline proof bundles: an entry or a tree extension proven against a
+//!   checkpoint that a quorum signed (§7).
+
+pub mod admission;
+pub mod bundle;
+pub mod checkpoint;
+pub mod did_key;
+pub mod entry;
+pub mod genesis;
+pub mod hash;
+pub mod merkle;
+
+#[cfg(test)]
+pub(crate) mod testing;

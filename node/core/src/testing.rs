@@ -1,0 +1,61 @@
+//! Test support: where the public spec vectors live.
+//!
+//! The vectors are read in place from `DOJANG_VECTORS` (default: `../shared/vectors`
+//! beside the repository). A missing folder fails the test loudly: a conformance test
+//! that silently passes without its vectors proves nothing.
+
+use std::path::PathBuf;
+
+/// The vectors folder. Panics with a clear message if it is missing.
+#[allow(clippy::panic)]
+pub(crate) fn vectors_dir() -> PathBuf {
+    let dir = match std::env::var_os("DOJANG_VECTORS") {
+        Some(v) => PathBuf::from(v),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/vectors"),
+    };
+    if !dir.is_dir() {
+        panic!(
+            "spec test vectors not found at {}: set DOJANG_VECTORS to the shared/vectors folder",
+            dir.display()
+        );
+    }
+    dir
+}
+
+/// Reads a file under the vectors folder, panicking with the path if it cannot.
+#[allow(clippy::panic)]
+pub(crate) fn read_vector(rel: &str) -> Vec<u8> {
+    let path = vectors_dir().join(rel);
+    match std::fs::read(&path) {
+        Ok(b) => b,
+        Err(e) => panic!("cannot read spec vector {}: {e}", path.display()),
+    }
+}
+
+/// A valid genesis with `n` validators of power 1 whose consensus and writer keys are
+/// derived from the seeds `[i + 1; 32]`.
+pub(crate) fn sample_genesis(n: u8) -> (crate::genesis::Genesis, Vec<ed25519_dalek::SigningKey>) {
+    use crate::did_key::DidKey;
+    use crate::genesis::{GENESIS_FORMAT, Genesis, Params, Validator};
+    let keys: Vec<ed25519_dalek::SigningKey> = (0..n).map(|i| ed25519_dalek::SigningKey::from_bytes(&[i + 1; 32])).collect();
+    let validators = keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| {
+            let d = DidKey::from_verifying_key(&k.verifying_key());
+            Validator {
+                id: format!("agency-{i}"),
+                name: format!("Agency {i}"),
+                did: d.did(),
+                consensus_key: d.did(),
+                voting_power: 1,
+                writer_keys: vec![d.key_id()],
+                api_address: String::new(),
+            }
+        })
+        .collect();
+    (
+        Genesis { format: GENESIS_FORMAT.into(), chain_id: "test".into(), genesis_time_ms: 0, validators, params: Params::default() },
+        keys,
+    )
+}

@@ -1,0 +1,338 @@
+//! The HTTP API (`specs/api.md`, `specs/openapi.yaml`), the only module that imports
+//! `axum`. Handlers parse and map errors; all logic lives in the ledger and write path.
+//!
+//! Every error is RFC 9457 `application/problem+json` with a stable `type` URN; bad
+//! input is always a 4xx, never a 5xx; bodies are size-limited before they are read.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use base64::Engine as _;
+use dojang_core::admission::AdmissionError;
+use dojang_core::entry::{Entry, leaf_hash};
+use dojang_core::hash::Hash;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::ledger::{Ledger, LedgerError};
+use crate::metrics::Metrics;
+use crate::sequencer::SequencerError;
+use crate::writepath::WritePath;
+
+/// Largest number of entries in one JSON batch submission.
+pub const MAX_BATCH_ENTRIES: usize = 10_000;
+
+#[derive(Debug, Clone)]
+pub struct ApiState {
+    pub ledger: Arc<Ledger>,
+    pub write: Arc<WritePath>,
+    pub metrics: Arc<Metrics>,
+    pub genesis_json: Arc<String>,
+}
+
+/// Builds the router. `max_body` bounds every request body in bytes.
+pub fn router(state: ApiState, max_body: usize) -> Router {
+    let metrics = state.metrics.clone();
+    Router::new()
+        .route("/v1/entries", post(submit))
+        .route("/v1/entries/{index}", get(get_entry))
+        .route("/v1/checkpoint", get(get_checkpoint))
+        .route("/v1/proofs/inclusion", get(inclusion))
+        .route("/v1/proofs/consistency", get(consistency))
+        .route("/v1/nonce", get(nonce))
+        .route("/v1/genesis", get(genesis))
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(render_metrics))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(max_body))
+        .layer(middleware::from_fn_with_state(metrics, count_status))
+        .with_state(state)
+}
+
+async fn count_status(State(metrics): State<Arc<Metrics>>, req: Request, next: Next) -> Response {
+    let resp = next.run(req).await;
+    metrics.http_status(resp.status().as_u16());
+    resp
+}
+
+/// An RFC 9457 problem.
+#[derive(Debug)]
+pub struct Problem {
+    pub status: StatusCode,
+    pub slug: &'static str,
+    pub title: &'static str,
+    pub detail: String,
+    pub retry_after: Option<u64>,
+}
+
+impl Problem {
+    fn new(status: StatusCode, slug: &'static str, title: &'static str, detail: impl Into<String>) -> Self {
+        Problem { status, slug, title, detail: detail.into(), retry_after: None }
+    }
+
+    fn body(&self) -> serde_json::Value {
+        json!({
+            "type": format!("urn:dojang:problem:{}", self.slug),
+            "title": self.title,
+            "status": self.status.as_u16(),
+            "detail": self.detail,
+        })
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let mut resp = (self.status, self.body().to_string()).into_response();
+        resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        if let Some(s) = self.retry_after {
+            if let Ok(v) = HeaderValue::from_str(&s.to_string()) {
+                resp.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+        }
+        resp
+    }
+}
+
+fn admission_problem(e: &AdmissionError) -> Problem {
+    let (status, title) = match e {
+        AdmissionError::Entry(dojang_core::entry::EntryError::TooLarge { .. }) => (StatusCode::PAYLOAD_TOO_LARGE, "entry too large"),
+        AdmissionError::Entry(dojang_core::entry::EntryError::BadSignature(_)) => (StatusCode::BAD_REQUEST, "bad signature"),
+        AdmissionError::Entry(_) => (StatusCode::BAD_REQUEST, "malformed entry"),
+        AdmissionError::ClockSkew { .. } => (StatusCode::BAD_REQUEST, "timestamp out of range"),
+        AdmissionError::Unauthorized { .. } => (StatusCode::FORBIDDEN, "not authorised"),
+        AdmissionError::Replay { .. } => (StatusCode::CONFLICT, "replayed nonce"),
+    };
+    Problem::new(status, e.slug(), title, e.to_string())
+}
+
+fn sequencer_problem(e: &SequencerError) -> Problem {
+    match e {
+        SequencerError::Full { retry_after_secs, .. } => Problem {
+            retry_after: Some(*retry_after_secs),
+            ..Problem::new(StatusCode::SERVICE_UNAVAILABLE, "queue-full", "submission queue full", e.to_string())
+        },
+        SequencerError::Stopped => Problem::new(StatusCode::SERVICE_UNAVAILABLE, "stopping", "node is stopping", e.to_string()),
+        SequencerError::Commit(_) => Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "commit-failed", "commit failed", e.to_string()),
+    }
+}
+
+fn ledger_problem(e: &LedgerError) -> Problem {
+    match e {
+        LedgerError::NoSuchEntry { .. } | LedgerError::NoSuchLeaf(_) | LedgerError::NoCheckpointAt(_) => {
+            Problem::new(StatusCode::NOT_FOUND, "not-found", "not found", e.to_string())
+        }
+        LedgerError::SizeTooLarge { .. } | LedgerError::BadRange { .. } => Problem::new(StatusCode::BAD_REQUEST, "bad-range", "bad range", e.to_string()),
+        _ => {
+            tracing::error!(error = %e, "ledger read failed");
+            Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error", e.to_string())
+        }
+    }
+}
+
+fn body_problem(e: BytesRejection) -> Problem {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "request-too-large", "request too large", e.body_text())
+    } else {
+        Problem::new(StatusCode::BAD_REQUEST, "bad-request", "unreadable request body", e.body_text())
+    }
+}
+
+fn query_problem(e: QueryRejection) -> Problem {
+    Problem::new(StatusCode::BAD_REQUEST, "bad-query", "bad query parameters", e.body_text())
+}
+
+fn path_problem(e: PathRejection) -> Problem {
+    Problem::new(StatusCode::BAD_REQUEST, "bad-path", "bad path parameter", e.body_text())
+}
+
+async fn not_found() -> Problem {
+    Problem::new(StatusCode::NOT_FOUND, "not-found", "not found", "no such endpoint")
+}
+
+async fn method_not_allowed() -> Problem {
+    Problem::new(StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", "method not allowed", "this endpoint does not take that method")
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BatchRequest {
+    entries: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct ReceiptView {
+    index: u64,
+    leaf_hash: Hash,
+    tree_size: u64,
+}
+
+fn content_type(headers: &HeaderMap) -> &str {
+    headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").split(';').next().unwrap_or("").trim()
+}
+
+/// `POST /v1/entries`: one raw entry (`application/octet-stream`, 201 + receipt), or a
+/// JSON batch `{"entries": [base64, …]}` (200 + per-entry results in order).
+async fn submit(State(st): State<ApiState>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<Response, Problem> {
+    let body = body.map_err(body_problem)?;
+    match content_type(&headers) {
+        "application/octet-stream" => {
+            let outcome = st.write.submit(vec![body.to_vec()]).await.map_err(|e| sequencer_problem(&e))?;
+            match outcome.into_iter().next() {
+                Some(Ok(r)) => Ok((StatusCode::CREATED, Json(ReceiptView { index: r.index, leaf_hash: r.leaf_hash, tree_size: r.tree_size })).into_response()),
+                Some(Err(e)) => Err(admission_problem(&e)),
+                None => Err(Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error", "no outcome for the entry")),
+            }
+        }
+        "application/json" => {
+            let req: BatchRequest = serde_json::from_slice(&body)
+                .map_err(|e| Problem::new(StatusCode::BAD_REQUEST, "bad-json", "malformed json", format!("expected {{\"entries\": [base64, …]}}: {e}")))?;
+            if req.entries.len() > MAX_BATCH_ENTRIES {
+                return Err(Problem::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "batch-too-large",
+                    "batch too large",
+                    format!("batch has {} entries, over the limit of {MAX_BATCH_ENTRIES}", req.entries.len()),
+                ));
+            }
+            let mut decoded = Vec::with_capacity(req.entries.len());
+            for (i, e) in req.entries.iter().enumerate() {
+                decoded.push(base64::engine::general_purpose::STANDARD.decode(e).map_err(|_| {
+                    Problem::new(StatusCode::BAD_REQUEST, "bad-base64", "entry is not base64", format!("entries[{i}] is not standard base64"))
+                })?);
+            }
+            let outcomes = st.write.submit(decoded).await.map_err(|e| sequencer_problem(&e))?;
+            let results: Vec<serde_json::Value> = outcomes
+                .iter()
+                .map(|o| match o {
+                    Ok(r) => json!({"index": r.index, "leaf_hash": r.leaf_hash, "tree_size": r.tree_size}),
+                    Err(e) => json!({"error": admission_problem(e).body()}),
+                })
+                .collect();
+            Ok(Json(json!({ "results": results })).into_response())
+        }
+        other => Err(Problem::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported-media-type",
+            "unsupported media type",
+            format!("content type {other:?} is not application/octet-stream or application/json"),
+        )),
+    }
+}
+
+fn wants_json(headers: &HeaderMap) -> bool {
+    headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("application/json"))
+}
+
+/// The decoded JSON view of an entry (`specs/api.md`).
+pub fn entry_json(index: u64, bytes: &[u8]) -> serde_json::Value {
+    match Entry::decode(bytes) {
+        Ok(e) => json!({
+            "index": index,
+            "leaf_hash": leaf_hash(bytes),
+            "kind": e.kind.name(),
+            "author": e.author,
+            "nonce": e.nonce,
+            "timestamp_ms": e.timestamp_ms,
+            "payload": base64::engine::general_purpose::STANDARD.encode(&e.payload),
+            "signature": hex::encode(e.signature),
+        }),
+        Err(err) => json!({ "index": index, "error": err.to_string() }),
+    }
+}
+
+/// `GET /v1/entries/{index}`: the exact leaf bytes, or a JSON view on request.
+async fn get_entry(State(st): State<ApiState>, headers: HeaderMap, index: Result<Path<u64>, PathRejection>) -> Result<Response, Problem> {
+    let Path(index) = index.map_err(path_problem)?;
+    let bytes = st.ledger.entry(index).map_err(|e| ledger_problem(&e))?;
+    if wants_json(&headers) {
+        Ok(Json(entry_json(index, &bytes)).into_response())
+    } else {
+        Ok(([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response())
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SizeQuery {
+    size: Option<u64>,
+}
+
+/// `GET /v1/checkpoint[?size=N]`: the latest (or an earlier published) signed checkpoint.
+async fn get_checkpoint(State(st): State<ApiState>, q: Result<Query<SizeQuery>, QueryRejection>) -> Result<Response, Problem> {
+    let Query(q) = q.map_err(query_problem)?;
+    let text = match q.size {
+        None => st.ledger.latest().1.clone(),
+        Some(s) => st.ledger.checkpoint_at(s).map_err(|e| ledger_problem(&e))?,
+    };
+    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InclusionQuery {
+    index: Option<u64>,
+    leaf_hash: Option<String>,
+    size: Option<u64>,
+}
+
+/// `GET /v1/proofs/inclusion?index=|leaf_hash=[&size=]`: an offline-verifiable bundle.
+async fn inclusion(State(st): State<ApiState>, q: Result<Query<InclusionQuery>, QueryRejection>) -> Result<Response, Problem> {
+    let Query(q) = q.map_err(query_problem)?;
+    let index = match (q.index, q.leaf_hash) {
+        (Some(i), None) => i,
+        (None, Some(h)) => {
+            let h = Hash::from_hex(&h).map_err(|e| Problem::new(StatusCode::BAD_REQUEST, "bad-query", "bad leaf hash", e.to_string()))?;
+            st.ledger.index_of(&h).map_err(|e| ledger_problem(&e))?
+        }
+        _ => return Err(Problem::new(StatusCode::BAD_REQUEST, "bad-query", "bad query parameters", "give exactly one of index or leaf_hash")),
+    };
+    let b = st.ledger.inclusion_bundle(index, q.size).map_err(|e| ledger_problem(&e))?;
+    Ok(Json(b).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConsistencyQuery {
+    from: u64,
+    to: Option<u64>,
+}
+
+/// `GET /v1/proofs/consistency?from=&to=`: proof that checkpoint `to` extends `from`.
+async fn consistency(State(st): State<ApiState>, q: Result<Query<ConsistencyQuery>, QueryRejection>) -> Result<Response, Problem> {
+    let Query(q) = q.map_err(query_problem)?;
+    let b = st.ledger.consistency_bundle(q.from, q.to).map_err(|e| ledger_problem(&e))?;
+    Ok(Json(b).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NonceQuery {
+    author: String,
+}
+
+/// `GET /v1/nonce?author=`: the author's last committed nonce, so clients can pick the next.
+async fn nonce(State(st): State<ApiState>, q: Result<Query<NonceQuery>, QueryRejection>) -> Result<Response, Problem> {
+    let Query(q) = q.map_err(query_problem)?;
+    let last = st.ledger.last_nonce(&q.author).map_err(|e| ledger_problem(&e))?;
+    Ok(Json(json!({ "author": q.author, "last_nonce": last })).into_response())
+}
+
+async fn genesis(State(st): State<ApiState>) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], st.genesis_json.as_str().to_owned()).into_response()
+}
+
+async fn healthz(State(st): State<ApiState>) -> Response {
+    Json(json!({ "status": "ok", "tree_size": st.ledger.size() })).into_response()
+}
+
+async fn render_metrics(State(st): State<ApiState>) -> Response {
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], st.metrics.render()).into_response()
+}

@@ -1,0 +1,95 @@
+//! Node configuration: a TOML file, overridable by command-line flags (`specs/api.md` §1
+//! documents the keys). Everything is validated at start-up, so a misconfigured node
+//! fails with one clear line instead of misbehaving later.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    /// Where RocksDB keeps the ledger.
+    pub data_dir: PathBuf,
+    /// The genesis file.
+    pub genesis: PathBuf,
+    /// This validator's key file (`dojang key new`).
+    pub validator_key: PathBuf,
+    /// This validator's id in the genesis file.
+    pub validator_id: String,
+    /// HTTP listen address; loopback by default.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// Most entries per group commit.
+    #[serde(default = "default_max_batch")]
+    pub max_batch: usize,
+    /// Most submissions waiting for the sequencer; more are refused with a retry hint.
+    #[serde(default = "default_queue")]
+    pub queue_capacity: usize,
+    /// Largest HTTP request body, in bytes.
+    #[serde(default = "default_max_request")]
+    pub max_request_bytes: usize,
+    /// `rocksdb` (default) or `memory` (tests only: nothing survives a restart).
+    #[serde(default)]
+    pub storage: StorageKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StorageKind {
+    #[default]
+    Rocksdb,
+    Memory,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 7300))
+}
+fn default_max_batch() -> usize {
+    8192
+}
+fn default_queue() -> usize {
+    4096
+}
+fn default_max_request() -> usize {
+    16 << 20
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("config file {path} is invalid: {reason}")]
+    Invalid { path: String, reason: String },
+    #[error("config value {key} = {value} is invalid: {reason}")]
+    Value { key: &'static str, value: String, reason: &'static str },
+}
+
+impl NodeConfig {
+    pub fn from_toml_file(path: &std::path::Path) -> Result<Self, ConfigError> {
+        let p = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: p.clone(), source })?;
+        let cfg: NodeConfig = toml::from_str(&text).map_err(|e| ConfigError::Invalid { path: p, reason: e.to_string().trim().replace('\n', " ") })?;
+        cfg.check()?;
+        Ok(cfg)
+    }
+
+    /// Range checks that do not need the filesystem.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        if !(1..=100_000).contains(&self.max_batch) {
+            return Err(ConfigError::Value { key: "max_batch", value: self.max_batch.to_string(), reason: "must be 1..=100000" });
+        }
+        if !(1..=1_000_000).contains(&self.queue_capacity) {
+            return Err(ConfigError::Value { key: "queue_capacity", value: self.queue_capacity.to_string(), reason: "must be 1..=1000000" });
+        }
+        if !(1024..=(256 << 20)).contains(&self.max_request_bytes) {
+            return Err(ConfigError::Value { key: "max_request_bytes", value: self.max_request_bytes.to_string(), reason: "must be 1 KiB..=256 MiB" });
+        }
+        Ok(())
+    }
+
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_default()
+    }
+}

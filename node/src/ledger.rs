@@ -1,0 +1,255 @@
+//! The node's ledger: applies sequenced batches (write-path steps 4-7 of
+//! `specs/ledger.md` §6) and answers reads — entries, checkpoints and proof bundles.
+//!
+//! One writer (the sequencer's committer) calls [`Ledger::apply`]; any number of readers
+//! call the read methods concurrently. Readers only ever see what the latest checkpoint
+//! covers, because the tree size, nodes and checkpoint are committed in one atomic batch.
+
+use std::sync::{Arc, Mutex};
+
+use dojang_core::admission::{AdmissionError, Candidate, NonceTracker, Rules};
+use dojang_core::bundle::{ConsistencyBundle, InclusionBundle};
+use dojang_core::checkpoint::{Checkpoint, SignedCheckpoint};
+use dojang_core::hash::Hash;
+use dojang_core::merkle::{self, Blake3Hasher, Frontier, ProofError};
+use ed25519_dalek::SigningKey;
+use serde::Serialize;
+
+use crate::storage::{CheckpointReader, EntryReader, IndexReader, LedgerBatch, StorageError, Store, TreeReader};
+
+/// Who signs this node's checkpoints: a genesis validator's id and consensus key.
+#[derive(Clone)]
+pub struct CheckpointSigner {
+    pub id: String,
+    pub key: SigningKey,
+}
+
+impl std::fmt::Debug for CheckpointSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print the key.
+        f.debug_struct("CheckpointSigner").field("id", &self.id).finish_non_exhaustive()
+    }
+}
+
+/// What a submitter gets back for a committed entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Receipt {
+    pub index: u64,
+    pub leaf_hash: Hash,
+    /// The size of the first checkpoint that covers the entry.
+    pub tree_size: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error("proof: {0}")]
+    Proof(#[from] ProofError),
+    #[error("entry index {index} is not below tree size {size}")]
+    NoSuchEntry { index: u64, size: u64 },
+    #[error("no entry with leaf hash {0}")]
+    NoSuchLeaf(Hash),
+    #[error("no checkpoint was published at tree size {0}")]
+    NoCheckpointAt(u64),
+    #[error("tree size {requested} is beyond the current size {current}")]
+    SizeTooLarge { requested: u64, current: u64 },
+    #[error("consistency needs 0 < from <= to, got from={from} to={to}")]
+    BadRange { from: u64, to: u64 },
+    #[error("stored checkpoint is corrupt: {0}")]
+    CorruptCheckpoint(String),
+    #[error("validator {0:?} is not in the genesis validator set, or its key does not match")]
+    NotAValidator(String),
+}
+
+struct State {
+    frontier: Frontier,
+    latest: SignedCheckpoint,
+}
+
+/// The ledger of one node.
+pub struct Ledger {
+    store: Store,
+    rules: Arc<Rules>,
+    signer: CheckpointSigner,
+    state: Mutex<State>,
+    /// The latest checkpoint text, for readers, swapped after each commit.
+    latest_text: std::sync::RwLock<Arc<(u64, String)>>,
+}
+
+impl std::fmt::Debug for Ledger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ledger").field("signer", &self.signer).finish_non_exhaustive()
+    }
+}
+
+impl Ledger {
+    /// Opens the ledger over `store`, recovering the tree frontier from stored nodes.
+    /// An empty ledger publishes a checkpoint of size 0 so readers always have one.
+    pub fn open(store: Store, rules: Arc<Rules>, signer: CheckpointSigner, now_ms: u64) -> Result<Self, LedgerError> {
+        let v = rules
+            .genesis
+            .validators
+            .iter()
+            .find(|v| v.id == signer.id)
+            .ok_or_else(|| LedgerError::NotAValidator(signer.id.clone()))?;
+        if v.consensus_verifying_key() != Some(signer.key.verifying_key()) {
+            return Err(LedgerError::NotAValidator(signer.id.clone()));
+        }
+        let size = store.tree_size()?;
+        let frontier = Frontier::from_source(&store, size)?;
+        let latest = match store.latest_checkpoint()? {
+            Some(text) => SignedCheckpoint::parse(&text).map_err(|e| LedgerError::CorruptCheckpoint(e.to_string()))?,
+            None => {
+                let cp = Self::make_checkpoint(&rules, &signer, &frontier, now_ms);
+                store.commit(&LedgerBatch { checkpoint: cp.to_text(), ..Default::default() })?;
+                cp
+            }
+        };
+        if latest.checkpoint.size != size || latest.checkpoint.root != frontier.root::<Blake3Hasher>() {
+            return Err(LedgerError::CorruptCheckpoint(format!(
+                "latest checkpoint (size {}) does not match the stored tree (size {size})",
+                latest.checkpoint.size
+            )));
+        }
+        let latest_text = std::sync::RwLock::new(Arc::new((size, latest.to_text())));
+        Ok(Ledger { store, rules, signer, state: Mutex::new(State { frontier, latest }), latest_text })
+    }
+
+    fn make_checkpoint(rules: &Rules, signer: &CheckpointSigner, frontier: &Frontier, now_ms: u64) -> SignedCheckpoint {
+        let cp = Checkpoint {
+            origin: rules.genesis.origin(),
+            size: frontier.size(),
+            root: frontier.root::<Blake3Hasher>(),
+            genesis_hash: rules.genesis_hash,
+            timestamp_ms: now_ms,
+            extensions: Vec::new(),
+        };
+        let mut s = SignedCheckpoint::new(cp);
+        s.add_signature(s.checkpoint.sign(&signer.id, &signer.key));
+        s
+    }
+
+    pub fn rules(&self) -> &Arc<Rules> {
+        &self.rules
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Write-path steps 4-7 for one ordered batch of candidates whose signatures and
+    /// authorisation were already checked: replay check in order, append to the tree,
+    /// persist atomically and durably, then publish the new checkpoint. Returns one
+    /// result per candidate; an Err of the whole call means nothing was committed.
+    pub fn apply(&self, batch: Vec<Candidate>, now_ms: u64) -> Result<Vec<Result<Receipt, AdmissionError>>, LedgerError> {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut frontier = state.frontier.clone();
+        let first_index = frontier.size();
+        let mut nonces = NonceTracker::new();
+        let mut out = Vec::with_capacity(batch.len());
+        let mut lb = LedgerBatch { first_index, ..Default::default() };
+        let mut accepted = Vec::with_capacity(batch.len());
+        for c in batch {
+            let committed = match nonces.pending(&c.entry.author) {
+                Some(_) => None,
+                None => self.store.last_nonce(&c.entry.author)?,
+            };
+            if let Err(e) = nonces.check_and_record(&c.entry, committed) {
+                out.push(Err(e));
+                continue;
+            }
+            let index = frontier.size();
+            frontier.append::<Blake3Hasher>(c.leaf_hash, &mut lb.nodes);
+            out.push(Ok(Receipt { index, leaf_hash: c.leaf_hash, tree_size: 0 }));
+            lb.leaf_hashes.push(c.leaf_hash);
+            accepted.push(c.encoded);
+        }
+        if accepted.is_empty() {
+            return Ok(out);
+        }
+        lb.entries = accepted;
+        lb.nonces = nonces.into_updates().into_iter().collect();
+        lb.nonces.sort();
+        lb.new_size = frontier.size();
+        let cp = Self::make_checkpoint(&self.rules, &self.signer, &frontier, now_ms);
+        lb.checkpoint = cp.to_text();
+        self.store.commit(&lb)?;
+        let size = frontier.size();
+        *self.latest_text.write().unwrap_or_else(|p| p.into_inner()) = Arc::new((size, lb.checkpoint));
+        state.frontier = frontier;
+        state.latest = cp;
+        for r in out.iter_mut().flatten() {
+            r.tree_size = size;
+        }
+        Ok(out)
+    }
+
+    /// The latest checkpoint: its tree size and signed-note text.
+    pub fn latest(&self) -> Arc<(u64, String)> {
+        self.latest_text.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub fn size(&self) -> u64 {
+        self.latest().0
+    }
+
+    pub fn checkpoint_at(&self, size: u64) -> Result<String, LedgerError> {
+        self.store.checkpoint_at(size)?.ok_or(LedgerError::NoCheckpointAt(size))
+    }
+
+    pub fn entry(&self, index: u64) -> Result<Vec<u8>, LedgerError> {
+        let size = self.size();
+        if index >= size {
+            return Err(LedgerError::NoSuchEntry { index, size });
+        }
+        self.store.entry(index)?.ok_or(LedgerError::NoSuchEntry { index, size })
+    }
+
+    pub fn index_of(&self, leaf: &Hash) -> Result<u64, LedgerError> {
+        match self.store.leaf_index(leaf)? {
+            Some(i) if i < self.size() => Ok(i),
+            _ => Err(LedgerError::NoSuchLeaf(*leaf)),
+        }
+    }
+
+    pub fn last_nonce(&self, author: &str) -> Result<Option<u64>, LedgerError> {
+        Ok(self.store.last_nonce(author)?)
+    }
+
+    /// Resolves an optional requested size to a published checkpoint (latest by default).
+    fn checkpoint_for(&self, size: Option<u64>) -> Result<SignedCheckpoint, LedgerError> {
+        let latest = self.latest();
+        let text = match size {
+            None => latest.1.clone(),
+            Some(s) if s > latest.0 => return Err(LedgerError::SizeTooLarge { requested: s, current: latest.0 }),
+            Some(s) => self.checkpoint_at(s)?,
+        };
+        SignedCheckpoint::parse(&text).map_err(|e| LedgerError::CorruptCheckpoint(e.to_string()))
+    }
+
+    /// An offline-verifiable inclusion bundle for leaf `index` against the checkpoint at
+    /// `size` (the latest when None).
+    pub fn inclusion_bundle(&self, index: u64, size: Option<u64>) -> Result<InclusionBundle, LedgerError> {
+        let cp = self.checkpoint_for(size)?;
+        let size = cp.checkpoint.size;
+        if index >= size {
+            return Err(LedgerError::NoSuchEntry { index, size });
+        }
+        let entry = self.store.entry(index)?.ok_or(LedgerError::NoSuchEntry { index, size })?;
+        let proof = merkle::inclusion_proof::<Blake3Hasher>(&self.store, index, size)?;
+        Ok(InclusionBundle::new(index, proof, &entry, &cp))
+    }
+
+    /// A consistency bundle between two published checkpoints (`to` = latest when None).
+    pub fn consistency_bundle(&self, from: u64, to: Option<u64>) -> Result<ConsistencyBundle, LedgerError> {
+        let new = self.checkpoint_for(to)?;
+        let to = new.checkpoint.size;
+        if from == 0 || from > to {
+            return Err(LedgerError::BadRange { from, to });
+        }
+        let old = self.checkpoint_for(Some(from))?;
+        let proof = merkle::consistency_proof::<Blake3Hasher>(&self.store, from, to)?;
+        Ok(ConsistencyBundle { old_size: from, new_size: to, proof, old_checkpoint: old.to_text(), new_checkpoint: new.to_text() })
+    }
+}

@@ -1,0 +1,23 @@
+//! `dojang-node`: the host layer around `dojang-core` — storage, sequencing, the ledger
+//! and the HTTP API — and the `dojangd` daemon built from it.
+//!
+//! Layout (see ARCHITECTURE.md for the invariants):
+//! - [`config`], [`keyfile`]: what an operator writes, validated at start-up.
+//! - [`storage`]: typed tables over RocksDB (the only `rocksdb` importer) or memory.
+//! - [`ledger`]: applies ordered batches, serves entries, checkpoints and proof bundles.
+//! - [`sequencer`]: the ordering seam; [`sequencer::LocalSequencer`] group-commits.
+//! - [`writepath`]: decode, verify, authorise, then sequence — the one way in.
+//! - [`api`]: the axum HTTP API (the only `axum` importer).
+//! - [`node`]: wires the parts together and runs them until shutdown.
+//! - [`clock`], [`metrics`]: time as an input; Prometheus counters.
+
+pub mod api;
+pub mod clock;
+pub mod config;
+pub mod keyfile;
+pub mod ledger;
+pub mod metrics;
+pub mod node;
+pub mod sequencer;
+pub mod storage;
+pub mod writepath;

@@ -1,0 +1,133 @@
+//! Wires storage, ledger, sequencer, write path and API into a running node, and stops
+//! it cleanly: the HTTP server drains, the committer finishes its batch, RocksDB closes.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use dojang_core::admission::Rules;
+use dojang_core::genesis::Genesis;
+
+use crate::api::{self, ApiState};
+use crate::clock::Clock;
+use crate::config::{NodeConfig, StorageKind};
+use crate::keyfile::{KeyFile, KeyFileError};
+use crate::ledger::{CheckpointSigner, Ledger, LedgerError};
+use crate::metrics::Metrics;
+use crate::sequencer::{LocalSequencer, Sequencer};
+use crate::storage::{KvBackend, StorageError, Store, memory::MemoryBackend, rocks::RocksBackend};
+use crate::writepath::WritePath;
+
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error("cannot read genesis file {path}: {source}")]
+    GenesisRead { path: String, source: std::io::Error },
+    #[error("genesis file {path} is invalid: {reason}")]
+    Genesis { path: String, reason: String },
+    #[error(transparent)]
+    Key(#[from] KeyFileError),
+    #[error("validator id {id:?} is not in genesis {path} (known: {known})")]
+    UnknownValidator { id: String, path: String, known: String },
+    #[error("key file {key} holds {did}, but genesis lists {expected} for validator {id:?}")]
+    KeyMismatch { key: String, did: String, expected: String, id: String },
+    #[error("cannot create data directory {path}: {source}")]
+    DataDir { path: String, source: std::io::Error },
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen { addr: SocketAddr, source: std::io::Error },
+}
+
+/// The parts of a node, shared by the API and in-process users (devnet, benchmarks).
+#[derive(Debug, Clone)]
+pub struct NodeParts {
+    pub ledger: Arc<Ledger>,
+    pub write: Arc<WritePath>,
+    pub metrics: Arc<Metrics>,
+    pub genesis: Arc<Genesis>,
+    pub genesis_json: Arc<String>,
+}
+
+/// Loads and cross-checks genesis, key and validator id, opens storage and the ledger,
+/// and starts the sequencer. Every misconfiguration is reported here, before serving.
+pub fn assemble(cfg: &NodeConfig, clock: Arc<dyn Clock>) -> Result<NodeParts, NodeError> {
+    let gpath = cfg.genesis.display().to_string();
+    let genesis_json = std::fs::read_to_string(&cfg.genesis).map_err(|source| NodeError::GenesisRead { path: gpath.clone(), source })?;
+    let genesis = Genesis::from_json(genesis_json.as_bytes()).map_err(|e| NodeError::Genesis { path: gpath.clone(), reason: e.to_string() })?;
+    let (kf, key) = KeyFile::load(&cfg.validator_key)?;
+    let v = genesis.validators.iter().find(|v| v.id == cfg.validator_id).ok_or_else(|| NodeError::UnknownValidator {
+        id: cfg.validator_id.clone(),
+        path: gpath.clone(),
+        known: genesis.validators.iter().map(|v| v.id.as_str()).collect::<Vec<_>>().join(", "),
+    })?;
+    if v.consensus_key != kf.did {
+        return Err(NodeError::KeyMismatch {
+            key: cfg.validator_key.display().to_string(),
+            did: kf.did,
+            expected: v.consensus_key.clone(),
+            id: v.id.clone(),
+        });
+    }
+    let backend: Arc<dyn KvBackend> = match cfg.storage {
+        StorageKind::Memory => Arc::new(MemoryBackend::default()),
+        StorageKind::Rocksdb => {
+            let dir = cfg.data_dir.join("ledger");
+            std::fs::create_dir_all(&dir).map_err(|source| NodeError::DataDir { path: dir.display().to_string(), source })?;
+            Arc::new(RocksBackend::open(&dir)?)
+        }
+    };
+    let rules = Arc::new(Rules::new(genesis.clone()));
+    let store = Store::new(backend);
+    store.bind_genesis(genesis_json.as_bytes(), &rules.genesis_hash, &cfg.data_dir.display().to_string())?;
+    let signer = CheckpointSigner { id: cfg.validator_id.clone(), key };
+    let ledger = Arc::new(Ledger::open(store, rules.clone(), signer, clock.now_ms())?);
+    let metrics = Arc::new(Metrics::default());
+    metrics.tree_size.store(ledger.size(), std::sync::atomic::Ordering::Relaxed);
+    let sequencer: Arc<dyn Sequencer> = Arc::new(LocalSequencer::start(ledger.clone(), clock.clone(), metrics.clone(), cfg.max_batch, cfg.queue_capacity));
+    let write = Arc::new(WritePath::new(rules, sequencer, clock, metrics.clone()));
+    Ok(NodeParts { ledger, write, metrics, genesis: Arc::new(genesis), genesis_json: Arc::new(genesis_json) })
+}
+
+/// A node serving HTTP. Dropping the shutdown sender, or calling [`RunningNode::stop`],
+/// stops it.
+#[derive(Debug)]
+pub struct RunningNode {
+    pub addr: SocketAddr,
+    pub parts: NodeParts,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl RunningNode {
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops accepting requests, lets in-flight ones finish, and waits.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let _ = (&mut self.server).await;
+    }
+}
+
+/// Assembles the node and serves its API on `cfg.listen` (port 0 picks a free port).
+pub async fn start(cfg: &NodeConfig, clock: Arc<dyn Clock>) -> Result<RunningNode, NodeError> {
+    let parts = assemble(cfg, clock)?;
+    let listener = tokio::net::TcpListener::bind(cfg.listen).await.map_err(|source| NodeError::Listen { addr: cfg.listen, source })?;
+    let addr = listener.local_addr().map_err(|source| NodeError::Listen { addr: cfg.listen, source })?;
+    let state = ApiState { ledger: parts.ledger.clone(), write: parts.write.clone(), metrics: parts.metrics.clone(), genesis_json: parts.genesis_json.clone() };
+    let app = api::router(state, cfg.max_request_bytes);
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = rx.await;
+            })
+            .await
+    });
+    tracing::info!(%addr, size = parts.ledger.size(), "node serving");
+    Ok(RunningNode { addr, parts, shutdown: Some(tx), server })
+}

@@ -1,0 +1,113 @@
+//! The front of the write path (`specs/ledger.md` §6): every submission — HTTP, CLI
+//! devnet loader, benchmark — goes through [`WritePath::submit`]: decode with a size
+//! limit, verify signatures (batched, on blocking threads), authorise, then hand the
+//! survivors to the [`Sequencer`]. Results come back in submission order.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use dojang_core::admission::{AdmissionError, Candidate, Rules};
+use dojang_core::entry::{self, EntryError};
+use ed25519_dalek::VerifyingKey;
+
+use crate::clock::Clock;
+use crate::metrics::Metrics;
+use crate::sequencer::{Outcome, Sequencer, SequencerError};
+
+/// Bound on memoised author keys; the cache is simply cleared when full.
+const KEY_CACHE_MAX: usize = 100_000;
+/// Batches at least this large are verified on two threads (one per core here).
+const PARALLEL_VERIFY_MIN: usize = 64;
+
+#[derive(Debug)]
+pub struct WritePath {
+    rules: Arc<Rules>,
+    sequencer: Arc<dyn Sequencer>,
+    clock: Arc<dyn Clock>,
+    metrics: Arc<Metrics>,
+    keys: RwLock<HashMap<String, VerifyingKey>>,
+}
+
+impl WritePath {
+    pub fn new(rules: Arc<Rules>, sequencer: Arc<dyn Sequencer>, clock: Arc<dyn Clock>, metrics: Arc<Metrics>) -> Self {
+        WritePath { rules, sequencer, clock, metrics, keys: RwLock::new(HashMap::new()) }
+    }
+
+    fn resolve(&self, author: &str) -> Result<VerifyingKey, EntryError> {
+        if let Some(k) = self.keys.read().unwrap_or_else(|p| p.into_inner()).get(author) {
+            return Ok(*k);
+        }
+        let k = entry::author_key(author)?;
+        let mut cache = self.keys.write().unwrap_or_else(|p| p.into_inner());
+        if cache.len() >= KEY_CACHE_MAX {
+            cache.clear();
+        }
+        cache.insert(author.to_owned(), k);
+        Ok(k)
+    }
+
+    /// Submits encoded entries. The outer error means none was taken (queue full or
+    /// stopped); otherwise each entry has its own outcome.
+    pub async fn submit(self: &Arc<Self>, entries: Vec<Vec<u8>>) -> Result<Vec<Outcome>, SequencerError> {
+        let n = entries.len();
+        let now = self.clock.now_ms();
+        let mut results: Vec<Option<Outcome>> = vec![None; n];
+        let mut cands = Vec::with_capacity(n);
+        let mut positions = Vec::with_capacity(n);
+        for (i, bytes) in entries.into_iter().enumerate() {
+            match self.rules.decode(bytes, now, |a| self.resolve(a)) {
+                Ok(c) => {
+                    cands.push(c);
+                    positions.push(i);
+                }
+                Err(e) => results[i] = Some(Err(e)),
+            }
+        }
+        let this = Arc::clone(self);
+        let (cands, verdicts) = tokio::task::spawn_blocking(move || this.verify(cands)).await.map_err(|_| SequencerError::Stopped)?;
+        let mut pass = Vec::with_capacity(cands.len());
+        let mut pass_pos = Vec::with_capacity(cands.len());
+        for ((c, v), i) in cands.into_iter().zip(verdicts).zip(positions) {
+            match v.and_then(|()| self.rules.authorize(&c.entry)) {
+                Ok(()) => {
+                    pass.push(c);
+                    pass_pos.push(i);
+                }
+                Err(e) => results[i] = Some(Err(e)),
+            }
+        }
+        if !pass.is_empty() {
+            let outcomes = self.sequencer.submit(pass).await?;
+            for (o, i) in outcomes.into_iter().zip(pass_pos) {
+                results[i] = Some(o);
+            }
+        }
+        for r in results.iter().flatten() {
+            if let Err(e) = r {
+                if !matches!(e, AdmissionError::Replay { .. }) {
+                    self.metrics.reject(e.slug());
+                }
+            }
+        }
+        results
+            .into_iter()
+            .map(|r| r.ok_or_else(|| SequencerError::Commit("the sequencer answered fewer entries than it was given".into())))
+            .collect()
+    }
+
+    /// Batch-verifies, splitting large batches over two threads.
+    fn verify(&self, cands: Vec<Candidate>) -> (Vec<Candidate>, Vec<Result<(), AdmissionError>>) {
+        if cands.len() < PARALLEL_VERIFY_MIN {
+            let v = self.rules.verify_signatures(&cands);
+            return (cands, v);
+        }
+        let (left, right) = cands.split_at(cands.len() / 2);
+        let (mut a, b) = std::thread::scope(|s| {
+            let h = s.spawn(|| self.rules.verify_signatures(right));
+            let a = self.rules.verify_signatures(left);
+            (a, h.join().unwrap_or_else(|_| vec![Err(AdmissionError::Entry(EntryError::BadSignature("verifier thread failed".into()))); right.len()]))
+        });
+        a.extend(b);
+        (cands, a)
+    }
+}
