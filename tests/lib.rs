@@ -1,1 +1,165 @@
-//! Shared helpers for the cross-crate tests in `tests/tests/`.
+//! Shared helpers for the cross-crate tests in `tests/tests/`: locating the built
+//! binaries, writing a small chain (genesis, keys, config), and driving `dojangd`
+//! processes over HTTP.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use dojang_core::did_key::DidKey;
+use dojang_core::entry::{Kind, UnsignedEntry};
+use dojang_core::genesis::{GENESIS_FORMAT, Genesis, Params, Validator};
+use dojang_node::keyfile::KeyFile;
+use ed25519_dalek::SigningKey;
+
+/// A workspace binary (`dojangd`, `dojang`), built by `cargo build --bins` beforehand
+/// (`scripts/test.sh` does this). Fails loudly when it is missing.
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    // target/<profile>/deps/<test> -> target/<profile>/<name>
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let p = dir.join(name);
+    assert!(p.exists(), "{} is missing: run `cargo build --bins` first (scripts/test.sh does)", p.display());
+    p
+}
+
+#[derive(Debug)]
+/// A one-validator chain in a temporary folder, with writer keys derived from seeds.
+pub struct Chain {
+    pub dir: tempfile::TempDir,
+    pub genesis: Genesis,
+    pub writers: Vec<SigningKey>,
+}
+
+impl Chain {
+    pub fn new(writers: u8) -> Chain {
+        let dir = tempfile::tempdir().unwrap();
+        let vkey = SigningKey::from_bytes(&[1; 32]);
+        let writers: Vec<SigningKey> = (0..writers).map(|i| SigningKey::from_bytes(&[10 + i; 32])).collect();
+        let vdid = DidKey::from_verifying_key(&vkey.verifying_key());
+        let genesis = Genesis {
+            format: GENESIS_FORMAT.into(),
+            chain_id: "crashtest".into(),
+            genesis_time_ms: 0,
+            validators: vec![Validator {
+                id: "v0".into(),
+                name: "Validator 0".into(),
+                did: vdid.did(),
+                consensus_key: vdid.did(),
+                voting_power: 1,
+                writer_keys: writers.iter().map(|w| DidKey::from_verifying_key(&w.verifying_key()).key_id()).collect(),
+                api_address: String::new(),
+            }],
+            params: Params::default(),
+        };
+        std::fs::write(dir.path().join("genesis.json"), genesis.to_json_pretty()).unwrap();
+        KeyFile::from_signing_key(&vkey).write_new(&dir.path().join("v.key")).unwrap();
+        let cfg = format!(
+            "data_dir = {:?}\ngenesis = {:?}\nvalidator_key = {:?}\nvalidator_id = \"v0\"\nlisten = \"127.0.0.1:0\"\nmax_batch = 512\n",
+            dir.path().join("data"),
+            dir.path().join("genesis.json"),
+            dir.path().join("v.key")
+        );
+        std::fs::write(dir.path().join("node.toml"), cfg).unwrap();
+        Chain { dir, genesis, writers }
+    }
+
+    pub fn genesis_path(&self) -> PathBuf {
+        self.dir.path().join("genesis.json")
+    }
+
+    /// A signed access event by writer `w`.
+    pub fn entry(&self, w: usize, nonce: u64, payload: &[u8]) -> Vec<u8> {
+        let key = &self.writers[w];
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+        UnsignedEntry { kind: Kind::AccessEvent, author: DidKey::from_verifying_key(&key.verifying_key()).key_id(), nonce, timestamp_ms: now, payload: payload.to_vec() }
+            .sign(key, &self.genesis.hash())
+            .unwrap()
+            .encode()
+            .unwrap()
+    }
+
+    /// Starts `dojangd` on this chain and waits until it listens.
+    pub fn start(&self) -> Daemon {
+        Daemon::spawn(&self.dir.path().join("node.toml"))
+    }
+}
+
+/// A running `dojangd` process.
+#[derive(Debug)]
+pub struct Daemon {
+    pub child: Child,
+    pub url: String,
+}
+
+impl Daemon {
+    pub fn spawn(config: &Path) -> Daemon {
+        let mut child = Command::new(bin("dojangd"))
+            .arg("--config")
+            .arg(config)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn dojangd");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        // The daemon prints its URL once it listens; bounded by the read itself (the
+        // process exits, closing stdout, if start-up fails).
+        BufReader::new(stdout).read_line(&mut line).expect("read dojangd stdout");
+        let url = line.trim().strip_prefix("dojangd listening on ").unwrap_or_else(|| panic!("dojangd did not start: {line:?}")).to_owned();
+        Daemon { child, url }
+    }
+
+    /// SIGKILL: no shutdown path runs.
+    pub fn kill9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then wait for a clean exit (bounded).
+    pub fn stop(mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(Some(s)) = self.child.try_wait() {
+                return s;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("dojangd did not stop within 30 s of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn get(&self, path: &str) -> Result<ureq::Response, Box<ureq::Error>> {
+        ureq::get(&format!("{}{path}", self.url)).timeout(Duration::from_secs(10)).call().map_err(Box::new)
+    }
+
+    pub fn get_text(&self, path: &str) -> String {
+        self.get(path).unwrap().into_string().unwrap()
+    }
+
+    /// Posts a JSON batch; returns per-entry results or the transport/status error.
+    pub fn post_batch(&self, entries: &[Vec<u8>]) -> Result<Vec<serde_json::Value>, Box<ureq::Error>> {
+        use base64::Engine as _;
+        let body = serde_json::json!({ "entries": entries.iter().map(|e| base64::engine::general_purpose::STANDARD.encode(e)).collect::<Vec<_>>() });
+        let v: serde_json::Value = ureq::post(&format!("{}/v1/entries", self.url))
+            .timeout(Duration::from_secs(10))
+            .send_json(body)
+            .map_err(Box::new)?
+            .into_json()
+            .map_err(|e| Box::new(ureq::Error::from(e)))?;
+        Ok(v["results"].as_array().cloned().unwrap_or_default())
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

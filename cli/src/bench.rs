@@ -143,7 +143,7 @@ fn write_path(args: &LedgerBenchArgs, dir: &std::path::Path) -> anyhow::Result<s
     let encoded_bytes: usize = entries.iter().map(Vec::len).sum();
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let (elapsed, committed, parts) = rt.block_on(async {
-        let parts = dojang_node::node::assemble(&cfg, Arc::new(SystemClock))?;
+        let (parts, committer) = dojang_node::node::assemble(&cfg, Arc::new(SystemClock))?;
         let chunks: Vec<Vec<Vec<u8>>> = entries.chunks(args.chunk.max(1)).map(<[Vec<u8>]>::to_vec).collect();
         let start = Instant::now();
         let mut committed = 0u64;
@@ -170,7 +170,9 @@ fn write_path(args: &LedgerBenchArgs, dir: &std::path::Path) -> anyhow::Result<s
             };
             committed += ra.iter().chain(rb.iter()).filter(|o| o.is_ok()).count() as u64;
         }
-        anyhow::Ok((start.elapsed(), committed, parts))
+        let elapsed = start.elapsed();
+        committer.shutdown().await;
+        anyhow::Ok((elapsed, committed, parts))
     })?;
     let backend = parts.ledger.store().backend().clone();
     backend.compact();

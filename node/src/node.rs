@@ -13,7 +13,7 @@ use crate::config::{NodeConfig, StorageKind};
 use crate::keyfile::{KeyFile, KeyFileError};
 use crate::ledger::{CheckpointSigner, Ledger, LedgerError};
 use crate::metrics::Metrics;
-use crate::sequencer::{LocalSequencer, Sequencer};
+use crate::sequencer::{CommitterHandle, LocalSequencer, Sequencer};
 use crate::storage::{KvBackend, StorageError, Store, memory::MemoryBackend, rocks::RocksBackend};
 use crate::writepath::WritePath;
 
@@ -35,6 +35,8 @@ pub enum NodeError {
     Storage(#[from] StorageError),
     #[error(transparent)]
     Ledger(#[from] LedgerError),
+    #[error("cannot start the committer thread: {0}")]
+    Committer(std::io::Error),
     #[error("cannot listen on {addr}: {source}")]
     Listen { addr: SocketAddr, source: std::io::Error },
 }
@@ -51,7 +53,7 @@ pub struct NodeParts {
 
 /// Loads and cross-checks genesis, key and validator id, opens storage and the ledger,
 /// and starts the sequencer. Every misconfiguration is reported here, before serving.
-pub fn assemble(cfg: &NodeConfig, clock: Arc<dyn Clock>) -> Result<NodeParts, NodeError> {
+pub fn assemble(cfg: &NodeConfig, clock: Arc<dyn Clock>) -> Result<(NodeParts, CommitterHandle), NodeError> {
     let gpath = cfg.genesis.display().to_string();
     let genesis_json = std::fs::read_to_string(&cfg.genesis).map_err(|source| NodeError::GenesisRead { path: gpath.clone(), source })?;
     let genesis = Genesis::from_json(genesis_json.as_bytes()).map_err(|e| NodeError::Genesis { path: gpath.clone(), reason: e.to_string() })?;
@@ -84,9 +86,11 @@ pub fn assemble(cfg: &NodeConfig, clock: Arc<dyn Clock>) -> Result<NodeParts, No
     let ledger = Arc::new(Ledger::open(store, rules.clone(), signer, clock.now_ms())?);
     let metrics = Arc::new(Metrics::default());
     metrics.tree_size.store(ledger.size(), std::sync::atomic::Ordering::Relaxed);
-    let sequencer: Arc<dyn Sequencer> = Arc::new(LocalSequencer::start(ledger.clone(), clock.clone(), metrics.clone(), cfg.max_batch, cfg.queue_capacity));
+    let (local, committer) = LocalSequencer::start(ledger.clone(), clock.clone(), metrics.clone(), cfg.max_batch, cfg.queue_capacity)
+        .map_err(NodeError::Committer)?;
+    let sequencer: Arc<dyn Sequencer> = Arc::new(local);
     let write = Arc::new(WritePath::new(rules, sequencer, clock, metrics.clone()));
-    Ok(NodeParts { ledger, write, metrics, genesis: Arc::new(genesis), genesis_json: Arc::new(genesis_json) })
+    Ok((NodeParts { ledger, write, metrics, genesis: Arc::new(genesis), genesis_json: Arc::new(genesis_json) }, committer))
 }
 
 /// A node serving HTTP. Dropping the shutdown sender, or calling [`RunningNode::stop`],
@@ -97,6 +101,7 @@ pub struct RunningNode {
     pub parts: NodeParts,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
+    committer: Option<CommitterHandle>,
 }
 
 impl RunningNode {
@@ -104,18 +109,22 @@ impl RunningNode {
         format!("http://{}", self.addr)
     }
 
-    /// Stops accepting requests, lets in-flight ones finish, and waits.
+    /// Stops accepting requests, lets in-flight ones finish, commits everything queued,
+    /// and waits until the ledger (and with it RocksDB) is closed.
     pub async fn stop(mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
         let _ = (&mut self.server).await;
+        if let Some(c) = self.committer.take() {
+            c.shutdown().await;
+        }
     }
 }
 
 /// Assembles the node and serves its API on `cfg.listen` (port 0 picks a free port).
 pub async fn start(cfg: &NodeConfig, clock: Arc<dyn Clock>) -> Result<RunningNode, NodeError> {
-    let parts = assemble(cfg, clock)?;
+    let (parts, committer) = assemble(cfg, clock)?;
     let listener = tokio::net::TcpListener::bind(cfg.listen).await.map_err(|source| NodeError::Listen { addr: cfg.listen, source })?;
     let addr = listener.local_addr().map_err(|source| NodeError::Listen { addr: cfg.listen, source })?;
     let state = ApiState { ledger: parts.ledger.clone(), write: parts.write.clone(), metrics: parts.metrics.clone(), genesis_json: parts.genesis_json.clone() };
@@ -129,5 +138,5 @@ pub async fn start(cfg: &NodeConfig, clock: Arc<dyn Clock>) -> Result<RunningNod
             .await
     });
     tracing::info!(%addr, size = parts.ledger.size(), "node serving");
-    Ok(RunningNode { addr, parts, shutdown: Some(tx), server })
+    Ok(RunningNode { addr, parts, shutdown: Some(tx), server, committer: Some(committer) })
 }

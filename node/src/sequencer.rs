@@ -39,9 +39,26 @@ pub trait Sequencer: Send + Sync + std::fmt::Debug + 'static {
     fn submit(&self, candidates: Vec<Candidate>) -> SubmitFuture;
 }
 
-struct Job {
-    candidates: Vec<Candidate>,
-    reply: oneshot::Sender<Result<Vec<Outcome>, SequencerError>>,
+enum Job {
+    Submit { candidates: Vec<Candidate>, reply: oneshot::Sender<Result<Vec<Outcome>, SequencerError>> },
+    /// Queued behind every accepted submission, so those commit before the thread ends.
+    Stop,
+}
+
+/// Stops the committer thread after it has committed everything queued before the stop.
+#[derive(Debug)]
+pub struct CommitterHandle {
+    tx: mpsc::Sender<Job>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl CommitterHandle {
+    pub async fn shutdown(mut self) {
+        let _ = self.tx.send(Job::Stop).await;
+        if let Some(t) = self.thread.take() {
+            let _ = tokio::task::spawn_blocking(move || t.join()).await;
+        }
+    }
 }
 
 /// Single-node group-commit sequencer.
@@ -54,22 +71,25 @@ pub struct LocalSequencer {
 impl LocalSequencer {
     /// Starts the committer thread. `max_batch` bounds entries per commit; `capacity`
     /// bounds queued submissions (a full queue refuses with a retry hint).
-    pub fn start(ledger: Arc<Ledger>, clock: Arc<dyn Clock>, metrics: Arc<Metrics>, max_batch: usize, capacity: usize) -> Self {
+    pub fn start(
+        ledger: Arc<Ledger>,
+        clock: Arc<dyn Clock>,
+        metrics: Arc<Metrics>,
+        max_batch: usize,
+        capacity: usize,
+    ) -> std::io::Result<(Self, CommitterHandle)> {
         let (tx, rx) = mpsc::channel::<Job>(capacity.max(1));
-        let spawned = std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("dojang-committer".into())
-            .spawn(move || committer(rx, ledger, clock, metrics, max_batch.max(1)));
-        if let Err(e) = spawned {
-            tracing::error!(error = %e, "cannot start the committer thread");
-        }
-        LocalSequencer { tx, capacity }
+            .spawn(move || committer(rx, ledger, clock, metrics, max_batch.max(1)))?;
+        Ok((LocalSequencer { tx: tx.clone(), capacity }, CommitterHandle { tx, thread: Some(thread) }))
     }
 }
 
 impl Sequencer for LocalSequencer {
     fn submit(&self, candidates: Vec<Candidate>) -> SubmitFuture {
         let (reply, rx) = oneshot::channel();
-        let sent = self.tx.try_send(Job { candidates, reply });
+        let sent = self.tx.try_send(Job::Submit { candidates, reply });
         let capacity = self.capacity;
         Box::pin(async move {
             match sent {
@@ -84,24 +104,36 @@ impl Sequencer for LocalSequencer {
 /// The committer loop: block for the first job, then take whatever else is queued, up to
 /// `max_batch` entries, and commit it all with one synced write.
 fn committer(mut rx: mpsc::Receiver<Job>, ledger: Arc<Ledger>, clock: Arc<dyn Clock>, metrics: Arc<Metrics>, max_batch: usize) {
-    while let Some(first) = rx.blocking_recv() {
-        let mut jobs = vec![first];
-        let mut n = jobs.iter().map(|j| j.candidates.len()).sum::<usize>();
-        while n < max_batch {
-            match rx.try_recv() {
-                Ok(j) => {
-                    n += j.candidates.len();
-                    jobs.push(j);
+    let mut stopping = false;
+    while !stopping {
+        let Some(first) = rx.blocking_recv() else { break };
+        let mut jobs = Vec::new();
+        let mut n = 0usize;
+        let mut next = Some(first);
+        while let Some(job) = next.take() {
+            match job {
+                Job::Stop => {
+                    stopping = true;
+                    break;
                 }
-                Err(_) => break,
+                Job::Submit { candidates, reply } => {
+                    n += candidates.len();
+                    jobs.push((candidates, reply));
+                }
+            }
+            if n < max_batch {
+                next = rx.try_recv().ok();
             }
         }
-        let sizes: Vec<usize> = jobs.iter().map(|j| j.candidates.len()).collect();
+        if jobs.is_empty() {
+            continue;
+        }
+        let sizes: Vec<usize> = jobs.iter().map(|j| j.0.len()).collect();
         let mut all = Vec::with_capacity(n);
         let mut replies = Vec::with_capacity(jobs.len());
-        for j in jobs {
-            all.extend(j.candidates);
-            replies.push(j.reply);
+        for (candidates, reply) in jobs {
+            all.extend(candidates);
+            replies.push(reply);
         }
         let started = std::time::Instant::now();
         match ledger.apply(all, clock.now_ms()) {

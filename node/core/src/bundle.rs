@@ -211,7 +211,7 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(32))]
+        #![proptest_config(ProptestConfig::with_cases(12))]
         #[test]
         fn every_entry_proves_against_every_later_checkpoint(n in 1u64..24) {
             let f = fixture(n);
