@@ -57,6 +57,16 @@ pub fn router(state: ApiState, max_body: usize) -> Router {
         .with_state(state)
 }
 
+/// Serves the API on `listener` until `shutdown` resolves, then drains in-flight requests.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: ApiState,
+    max_body: usize,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state, max_body)).with_graceful_shutdown(shutdown).await
+}
+
 async fn count_status(State(metrics): State<Arc<Metrics>>, req: Request, next: Next) -> Response {
     let resp = next.run(req).await;
     metrics.http_status(resp.status().as_u16());

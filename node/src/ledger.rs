@@ -44,7 +44,7 @@ pub struct Receipt {
 pub enum LedgerError {
     #[error(transparent)]
     Storage(#[from] StorageError),
-    #[error("proof: {0}")]
+    #[error(transparent)]
     Proof(#[from] ProofError),
     #[error("entry index {index} is not below tree size {size}")]
     NoSuchEntry { index: u64, size: u64 },

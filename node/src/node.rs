@@ -128,15 +128,10 @@ pub async fn start(cfg: &NodeConfig, clock: Arc<dyn Clock>) -> Result<RunningNod
     let listener = tokio::net::TcpListener::bind(cfg.listen).await.map_err(|source| NodeError::Listen { addr: cfg.listen, source })?;
     let addr = listener.local_addr().map_err(|source| NodeError::Listen { addr: cfg.listen, source })?;
     let state = ApiState { ledger: parts.ledger.clone(), write: parts.write.clone(), metrics: parts.metrics.clone(), genesis_json: parts.genesis_json.clone() };
-    let app = api::router(state, cfg.max_request_bytes);
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let _ = rx.await;
-            })
-            .await
-    });
+    let server = tokio::spawn(api::serve(listener, state, cfg.max_request_bytes, async {
+        let _ = rx.await;
+    }));
     tracing::info!(%addr, size = parts.ledger.size(), "node serving");
     Ok(RunningNode { addr, parts, shutdown: Some(tx), server, committer: Some(committer) })
 }

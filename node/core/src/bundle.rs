@@ -42,13 +42,13 @@ pub struct ConsistencyBundle {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BundleError {
-    #[error("checkpoint: {0}")]
+    #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
-    #[error("entry: {0}")]
+    #[error(transparent)]
     Entry(#[from] EntryError),
     #[error("entry is not base64")]
     EntryEncoding,
-    #[error("proof: {0}")]
+    #[error(transparent)]
     Proof(#[from] VerifyError),
     #[error("leaf hash {claimed} does not match the entry bytes, which hash to {actual}")]
     LeafHash { claimed: Hash, actual: Hash },
