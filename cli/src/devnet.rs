@@ -174,10 +174,6 @@ pub fn run(args: DevnetArgs, json: bool) -> anyhow::Result<()> {
         new_key(&citizen_path)?;
     }
     let mut cfg = NodeConfig::from_toml_file(&dir.join("node-0.toml"))?;
-    // Config paths are relative to the devnet folder.
-    cfg.data_dir = dir.join(&cfg.data_dir);
-    cfg.genesis = dir.join(&cfg.genesis);
-    cfg.validator_key = dir.join(&cfg.validator_key);
     cfg.listen.set_port(args.port);
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;
     rt.block_on(async {

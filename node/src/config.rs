@@ -1,5 +1,5 @@
 //! Node configuration: a TOML file, overridable by command-line flags (`specs/api.md` §1
-//! documents the keys). Everything is validated at start-up, so a misconfigured node
+//! documents the keys); relative paths resolve against the file's folder. Everything is validated at start-up, so a misconfigured node
 //! fails with one clear line instead of misbehaving later.
 
 use std::net::SocketAddr;
@@ -70,7 +70,15 @@ impl NodeConfig {
     pub fn from_toml_file(path: &std::path::Path) -> Result<Self, ConfigError> {
         let p = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: p.clone(), source })?;
-        let cfg: NodeConfig = toml::from_str(&text).map_err(|e| ConfigError::Invalid { path: p, reason: e.to_string().trim().replace('\n', " ") })?;
+        let mut cfg: NodeConfig = toml::from_str(&text).map_err(|e| ConfigError::Invalid { path: p, reason: e.to_string().trim().replace('\n', " ") })?;
+        // Relative paths are relative to the config file, not to wherever dojangd runs.
+        if let Some(base) = path.parent() {
+            for f in [&mut cfg.data_dir, &mut cfg.genesis, &mut cfg.validator_key] {
+                if f.is_relative() {
+                    *f = base.join(&*f);
+                }
+            }
+        }
         cfg.check()?;
         Ok(cfg)
     }
@@ -91,5 +99,27 @@ impl NodeConfig {
 
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(self).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+
+    #[test]
+    fn relative_paths_follow_the_config_file_and_values_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("node.toml");
+        std::fs::write(&p, "data_dir = \"d\"\ngenesis = \"/abs/g.json\"\nvalidator_key = \"k.key\"\nvalidator_id = \"v\"\n").unwrap();
+        let cfg = NodeConfig::from_toml_file(&p).unwrap();
+        assert_eq!(cfg.data_dir, dir.path().join("d"));
+        assert_eq!(cfg.genesis, PathBuf::from("/abs/g.json"));
+        assert_eq!(cfg.listen, default_listen());
+        std::fs::write(&p, "data_dir = \"d\"\ngenesis = \"g\"\nvalidator_key = \"k\"\nvalidator_id = \"v\"\nmax_batch = 0\n").unwrap();
+        assert!(matches!(NodeConfig::from_toml_file(&p), Err(ConfigError::Value { key: "max_batch", .. })));
+        std::fs::write(&p, "data_dir = \"d\"\nbogus = 1\n").unwrap();
+        assert!(matches!(NodeConfig::from_toml_file(&p), Err(ConfigError::Invalid { .. })));
+        assert!(matches!(NodeConfig::from_toml_file(&dir.path().join("missing.toml")), Err(ConfigError::Read { .. })));
     }
 }

@@ -29,6 +29,8 @@ pub enum NodeError {
     UnknownValidator { id: String, path: String, known: String },
     #[error("key file {key} holds {did}, but genesis lists {expected} for validator {id:?}")]
     KeyMismatch { key: String, did: String, expected: String, id: String },
+    #[error("validator {id:?} holds {power} of {total} voting power: alone it cannot sign checkpoints with the > 2/3 quorum verifiers require, and this node has no consensus engine to gather co-signatures")]
+    NoSoloQuorum { id: String, power: u64, total: u64 },
     #[error("cannot create data directory {path}: {source}")]
     DataDir { path: String, source: std::io::Error },
     #[error(transparent)]
@@ -70,6 +72,11 @@ pub fn assemble(cfg: &NodeConfig, clock: Arc<dyn Clock>) -> Result<(NodeParts, C
             expected: v.consensus_key.clone(),
             id: v.id.clone(),
         });
+    }
+    // Until validators agree through consensus, a node signs checkpoints alone; refuse a
+    // genesis where that signature can never reach the quorum verifiers require.
+    if u128::from(v.voting_power) * 3 <= u128::from(genesis.total_power()) * 2 {
+        return Err(NodeError::NoSoloQuorum { id: v.id.clone(), power: v.voting_power, total: genesis.total_power() });
     }
     let backend: Arc<dyn KvBackend> = match cfg.storage {
         StorageKind::Memory => Arc::new(MemoryBackend::default()),
