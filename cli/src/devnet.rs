@@ -57,6 +57,11 @@ pub fn write_chain(args: &GenesisInitArgs) -> anyhow::Result<Genesis> {
     if args.validators == 0 || args.validators > 64 {
         bail!("--validators {} must be 1..=64", args.validators);
     }
+    // Check what can be checked before any key file is written.
+    let probe = Genesis { format: GENESIS_FORMAT.into(), chain_id: args.chain_id.clone(), genesis_time_ms: 0, validators: vec![], params: Params::default() };
+    if let Err(e @ dojang_core::genesis::GenesisError::ChainId(_)) = probe.validate() {
+        bail!("{e}");
+    }
     std::fs::create_dir_all(&args.out).with_context(|| format!("cannot create {}", args.out.display()))?;
     let gpath = args.out.join("genesis.json");
     if gpath.exists() {
@@ -89,7 +94,7 @@ pub fn write_chain(args: &GenesisInitArgs) -> anyhow::Result<Genesis> {
             validator_id: v.id.clone(),
             listen: v.api_address.parse().context("bad api address")?,
             max_batch: 8192,
-            queue_capacity: 4096,
+            queue_bytes: 256 << 20,
             max_request_bytes: 16 << 20,
             storage: StorageKind::Rocksdb,
         };

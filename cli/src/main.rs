@@ -90,7 +90,8 @@ struct SubmitArgs {
     /// Payload text, or @FILE to read bytes from a file.
     #[arg(long)]
     payload: String,
-    /// Nonce; default: current time in microseconds, which always increases.
+    /// Nonce; default: the current time in microseconds (ask the node with
+    /// GET /v1/nonce when one key submits faster than that).
     #[arg(long)]
     nonce: Option<u64>,
     /// Genesis file to sign for; default: fetched from the node.
@@ -137,6 +138,10 @@ enum ProofCmd {
         /// With --node: also save the fetched bundle here.
         #[arg(long)]
         save: Option<PathBuf>,
+        /// A checkpoint you saved earlier: prove the node's latest tree extends it (fetched
+        /// with --node, from its size), and fail if the node's history differs.
+        #[arg(long, conflicts_with_all = ["index", "from"])]
+        trusted: Option<PathBuf>,
     },
 }
 
@@ -148,6 +153,9 @@ enum BenchCmd {
 
 fn main() {
     let cli = Cli::parse();
+    // The devnet runs a node in-process: show its warnings and errors (RUST_LOG overrides).
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
     let json = cli.json;
     if let Err(e) = run(cli) {
         let msg = format!("{e:#}").replace('\n', " ");
@@ -208,8 +216,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 || format!("checkpoint valid: {} size {} root {}\nsigned by {} ({} of {} voting power)", c.origin, c.size, c.root, v.signers.join(", "), v.signed_power, v.total_power),
             );
         }
-        Cmd::Proof(ProofCmd::Verify { genesis, bundle, node, index, from, size, save }) => {
+        Cmd::Proof(ProofCmd::Verify { genesis, bundle, node, index, from, size, save, trusted }) => {
             let g = load_genesis(&genesis)?;
+            let trusted = match trusted {
+                Some(p) => {
+                    let text = std::fs::read_to_string(&p).with_context(|| format!("cannot read trusted checkpoint {}", p.display()))?;
+                    Some(SignedCheckpoint::parse(&text).with_context(|| format!("trusted checkpoint {}", p.display()))?.verify(&g)?.checkpoint)
+                }
+                None => None,
+            };
+            let from = from.or(trusted.as_ref().map(|t| t.size));
             let text = match (bundle, node) {
                 (Some(f), _) => std::fs::read_to_string(&f).with_context(|| format!("cannot read bundle {}", f.display()))?,
                 (None, Some(n)) => {
@@ -226,7 +242,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             if let Some(p) = save {
                 std::fs::write(&p, &text).with_context(|| format!("cannot write {}", p.display()))?;
             }
-            verify_bundle(&g, &text, json)?;
+            verify_bundle(&g, &text, trusted.as_ref(), json)?;
         }
         Cmd::Bench(BenchCmd::Ledger(args)) => bench::ledger(args)?,
     }
@@ -238,7 +254,7 @@ pub(crate) fn load_genesis(path: &Path) -> anyhow::Result<Genesis> {
     Genesis::from_json(&bytes).with_context(|| format!("genesis file {} is invalid", path.display()))
 }
 
-fn verify_bundle(g: &Genesis, text: &str, json: bool) -> anyhow::Result<()> {
+fn verify_bundle(g: &Genesis, text: &str, trusted: Option<&dojang_core::checkpoint::Checkpoint>, json: bool) -> anyhow::Result<()> {
     let value: serde_json::Value = serde_json::from_str(text).context("bundle is not json")?;
     if value.get("entry").is_some() {
         let b: InclusionBundle = serde_json::from_value(value).context("not an inclusion bundle")?;
@@ -261,7 +277,10 @@ fn verify_bundle(g: &Genesis, text: &str, json: bool) -> anyhow::Result<()> {
         );
     } else {
         let b: ConsistencyBundle = serde_json::from_value(value).context("not an inclusion or consistency bundle")?;
-        let (old, new) = b.verify(g)?;
+        let (old, new) = match trusted {
+            Some(t) => b.verify_extends(g, t)?,
+            None => b.verify(g)?,
+        };
         emit(
             json,
             json!({ "valid": true, "type": "consistency", "old_size": old.checkpoint.size, "new_size": new.checkpoint.size }),
@@ -285,7 +304,8 @@ fn submit(args: SubmitArgs, json: bool) -> anyhow::Result<()> {
         None => Genesis::from_json(client::get_text(&args.node, "/v1/genesis")?.as_bytes()).context("the node's genesis is invalid")?,
     };
     let now = devnet::now_ms();
-    let entry = UnsignedEntry { kind, author: kf.key_id.clone(), nonce: args.nonce.unwrap_or(now.saturating_mul(1000)), timestamp_ms: now, payload }
+    let micros = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0);
+    let entry = UnsignedEntry { kind, author: kf.key_id.clone(), nonce: args.nonce.unwrap_or(micros), timestamp_ms: now, payload }
         .sign(&key, &genesis.hash())?;
     let bytes = entry.encode()?;
     let receipt = client::post_entry(&args.node, &bytes)?;

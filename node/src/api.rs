@@ -54,6 +54,8 @@ pub fn router(state: ApiState, max_body: usize) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body))
         .layer(middleware::from_fn_with_state(metrics, count_status))
+        // One structured span per request (method, path, status, latency) at debug level.
+        .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }
 
@@ -192,7 +194,8 @@ fn content_type(headers: &HeaderMap) -> &str {
 /// JSON batch `{"entries": [base64, …]}` (200 + per-entry results in order).
 async fn submit(State(st): State<ApiState>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<Response, Problem> {
     let body = body.map_err(body_problem)?;
-    match content_type(&headers) {
+    let ct = content_type(&headers).to_ascii_lowercase();
+    match ct.as_str() {
         "application/octet-stream" => {
             let outcome = st.write.submit(vec![body.to_vec()]).await.map_err(|e| sequencer_problem(&e))?;
             match outcome.into_iter().next() {
@@ -278,10 +281,7 @@ struct SizeQuery {
 /// `GET /v1/checkpoint[?size=N]`: the latest (or an earlier published) signed checkpoint.
 async fn get_checkpoint(State(st): State<ApiState>, q: Result<Query<SizeQuery>, QueryRejection>) -> Result<Response, Problem> {
     let Query(q) = q.map_err(query_problem)?;
-    let text = match q.size {
-        None => st.ledger.latest().1.clone(),
-        Some(s) => st.ledger.checkpoint_at(s).map_err(|e| ledger_problem(&e))?,
-    };
+    let text = st.ledger.checkpoint_text(q.size).map_err(|e| ledger_problem(&e))?;
     Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response())
 }
 

@@ -24,9 +24,9 @@ pub struct NodeConfig {
     /// Most entries per group commit.
     #[serde(default = "default_max_batch")]
     pub max_batch: usize,
-    /// Most submissions waiting for the sequencer; more are refused with a retry hint.
+    /// Most entry bytes waiting for the sequencer; more are refused with a retry hint.
     #[serde(default = "default_queue")]
-    pub queue_capacity: usize,
+    pub queue_bytes: usize,
     /// Largest HTTP request body, in bytes.
     #[serde(default = "default_max_request")]
     pub max_request_bytes: usize,
@@ -50,7 +50,7 @@ fn default_max_batch() -> usize {
     8192
 }
 fn default_queue() -> usize {
-    4096
+    256 << 20
 }
 fn default_max_request() -> usize {
     16 << 20
@@ -88,8 +88,8 @@ impl NodeConfig {
         if !(1..=100_000).contains(&self.max_batch) {
             return Err(ConfigError::Value { key: "max_batch", value: self.max_batch.to_string(), reason: "must be 1..=100000" });
         }
-        if !(1..=1_000_000).contains(&self.queue_capacity) {
-            return Err(ConfigError::Value { key: "queue_capacity", value: self.queue_capacity.to_string(), reason: "must be 1..=1000000" });
+        if !((64 << 10)..=(4 << 30)).contains(&self.queue_bytes) {
+            return Err(ConfigError::Value { key: "queue_bytes", value: self.queue_bytes.to_string(), reason: "must be 64 KiB..=4 GiB" });
         }
         if !(1024..=(256 << 20)).contains(&self.max_request_bytes) {
             return Err(ConfigError::Value { key: "max_request_bytes", value: self.max_request_bytes.to_string(), reason: "must be 1 KiB..=256 MiB" });

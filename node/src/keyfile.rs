@@ -45,8 +45,11 @@ impl KeyFile {
             return Err(KeyFileError::Invalid { path: p, reason: format!("unsupported key type {:?}", kf.key_type) });
         }
         let mut seed = [0u8; 32];
+        if kf.secret_key.len() != 64 || !kf.secret_key.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+            return Err(KeyFileError::Invalid { path: p, reason: "secret_key is not 64 lowercase hex characters".into() });
+        }
         hex::decode_to_slice(&kf.secret_key, &mut seed)
-            .map_err(|_| KeyFileError::Invalid { path: p.clone(), reason: "secret_key is not 64 hex characters".into() })?;
+            .map_err(|_| KeyFileError::Invalid { path: p.clone(), reason: "secret_key is not 64 lowercase hex characters".into() })?;
         let key = SigningKey::from_bytes(&seed);
         if KeyFile::from_signing_key(&key) != kf {
             return Err(KeyFileError::Invalid { path: p, reason: "did or key_id does not match the secret key".into() });

@@ -5,17 +5,19 @@
 //! call the read methods concurrently. Readers only ever see what the latest checkpoint
 //! covers, because the tree size, nodes and checkpoint are committed in one atomic batch.
 
-use std::sync::{Arc, Mutex};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
 
 use dojang_core::admission::{AdmissionError, Candidate, NonceTracker, Rules};
 use dojang_core::bundle::{ConsistencyBundle, InclusionBundle};
 use dojang_core::checkpoint::{Checkpoint, SignedCheckpoint};
 use dojang_core::hash::Hash;
-use dojang_core::merkle::{self, Blake3Hasher, Frontier, ProofError};
+use dojang_core::merkle::{Blake3Hasher, Frontier, ProofError};
 use ed25519_dalek::SigningKey;
 use serde::Serialize;
 
 use crate::storage::{CheckpointReader, EntryReader, IndexReader, LedgerBatch, StorageError, Store, TreeReader};
+use crate::tree::CachedTree;
 
 /// Who signs this node's checkpoints: a genesis validator's id and consensus key.
 #[derive(Clone)]
@@ -56,6 +58,8 @@ pub enum LedgerError {
     SizeTooLarge { requested: u64, current: u64 },
     #[error("consistency needs 0 < from <= to, got from={from} to={to}")]
     BadRange { from: u64, to: u64 },
+    #[error(transparent)]
+    Tree(#[from] crate::tree::TreeError),
     #[error("stored checkpoint is corrupt: {0}")]
     CorruptCheckpoint(String),
     #[error("validator {0:?} is not in the genesis validator set, or its key does not match")]
@@ -65,7 +69,12 @@ pub enum LedgerError {
 struct State {
     frontier: Frontier,
     latest: SignedCheckpoint,
+    /// Last committed nonce per author, read through from the store on a miss; only the
+    /// committer touches it. Cleared when it grows past `NONCE_CACHE_MAX`.
+    nonces: HashMap<String, u64>,
 }
+
+const NONCE_CACHE_MAX: usize = 1 << 20;
 
 /// The ledger of one node.
 pub struct Ledger {
@@ -73,8 +82,9 @@ pub struct Ledger {
     rules: Arc<Rules>,
     signer: CheckpointSigner,
     state: Mutex<State>,
+    tree: CachedTree,
     /// The latest checkpoint text, for readers, swapped after each commit.
-    latest_text: std::sync::RwLock<Arc<(u64, String)>>,
+    latest_text: RwLock<Arc<(u64, String)>>,
 }
 
 impl std::fmt::Debug for Ledger {
@@ -102,7 +112,7 @@ impl Ledger {
             Some(text) => SignedCheckpoint::parse(&text).map_err(|e| LedgerError::CorruptCheckpoint(e.to_string()))?,
             None => {
                 let cp = Self::make_checkpoint(&rules, &signer, &frontier, now_ms);
-                store.commit(&LedgerBatch { checkpoint: cp.to_text(), ..Default::default() })?;
+                store.commit(LedgerBatch { checkpoint: cp.to_text(), ..Default::default() })?;
                 cp
             }
         };
@@ -112,8 +122,9 @@ impl Ledger {
                 latest.checkpoint.size
             )));
         }
-        let latest_text = std::sync::RwLock::new(Arc::new((size, latest.to_text())));
-        Ok(Ledger { store, rules, signer, state: Mutex::new(State { frontier, latest }), latest_text })
+        let latest_text = RwLock::new(Arc::new((size, latest.to_text())));
+        let tree = CachedTree::load(store.clone(), size)?;
+        Ok(Ledger { store, rules, signer, state: Mutex::new(State { frontier, latest, nonces: HashMap::new() }), tree, latest_text })
     }
 
     fn make_checkpoint(rules: &Rules, signer: &CheckpointSigner, frontier: &Frontier, now_ms: u64) -> SignedCheckpoint {
@@ -151,9 +162,10 @@ impl Ledger {
         let mut lb = LedgerBatch { first_index, ..Default::default() };
         let mut accepted = Vec::with_capacity(batch.len());
         for c in batch {
-            let committed = match nonces.pending(&c.entry.author) {
-                Some(_) => None,
-                None => self.store.last_nonce(&c.entry.author)?,
+            let committed = match (nonces.pending(&c.entry.author), state.nonces.get(&c.entry.author)) {
+                (Some(_), _) => None,
+                (None, Some(n)) => Some(*n),
+                (None, None) => self.store.last_nonce(&c.entry.author)?,
             };
             if let Err(e) = nonces.check_and_record(&c.entry, committed) {
                 out.push(Err(e));
@@ -174,9 +186,18 @@ impl Ledger {
         lb.new_size = frontier.size();
         let cp = Self::make_checkpoint(&self.rules, &self.signer, &frontier, now_ms);
         lb.checkpoint = cp.to_text();
-        self.store.commit(&lb)?;
+        let text = lb.checkpoint.clone();
+        let new_nodes = lb.nodes.clone();
+        let nonce_updates = lb.nonces.clone();
+        self.store.commit(lb)?;
+        // Only after the durable write: memory never runs ahead of the store.
+        self.tree.extend(&new_nodes);
+        if state.nonces.len() > NONCE_CACHE_MAX {
+            state.nonces.clear();
+        }
+        state.nonces.extend(nonce_updates);
         let size = frontier.size();
-        *self.latest_text.write().unwrap_or_else(|p| p.into_inner()) = Arc::new((size, lb.checkpoint));
+        *self.latest_text.write().unwrap_or_else(|p| p.into_inner()) = Arc::new((size, text));
         state.frontier = frontier;
         state.latest = cp;
         for r in out.iter_mut().flatten() {
@@ -217,14 +238,19 @@ impl Ledger {
         Ok(self.store.last_nonce(author)?)
     }
 
+    /// The text of the published checkpoint at `size` (latest by default).
+    pub fn checkpoint_text(&self, size: Option<u64>) -> Result<String, LedgerError> {
+        let latest = self.latest();
+        match size {
+            None => Ok(latest.1.clone()),
+            Some(s) if s > latest.0 => Err(LedgerError::SizeTooLarge { requested: s, current: latest.0 }),
+            Some(s) => self.checkpoint_at(s),
+        }
+    }
+
     /// Resolves an optional requested size to a published checkpoint (latest by default).
     fn checkpoint_for(&self, size: Option<u64>) -> Result<SignedCheckpoint, LedgerError> {
-        let latest = self.latest();
-        let text = match size {
-            None => latest.1.clone(),
-            Some(s) if s > latest.0 => return Err(LedgerError::SizeTooLarge { requested: s, current: latest.0 }),
-            Some(s) => self.checkpoint_at(s)?,
-        };
+        let text = self.checkpoint_text(size)?;
         SignedCheckpoint::parse(&text).map_err(|e| LedgerError::CorruptCheckpoint(e.to_string()))
     }
 
@@ -237,7 +263,7 @@ impl Ledger {
             return Err(LedgerError::NoSuchEntry { index, size });
         }
         let entry = self.store.entry(index)?.ok_or(LedgerError::NoSuchEntry { index, size })?;
-        let proof = merkle::inclusion_proof::<Blake3Hasher>(&self.store, index, size)?;
+        let proof = self.tree.inclusion_proof(index, size)?;
         Ok(InclusionBundle::new(index, proof, &entry, &cp))
     }
 
@@ -249,7 +275,7 @@ impl Ledger {
             return Err(LedgerError::BadRange { from, to });
         }
         let old = self.checkpoint_for(Some(from))?;
-        let proof = merkle::consistency_proof::<Blake3Hasher>(&self.store, from, to)?;
+        let proof = self.tree.consistency_proof(from, to)?;
         Ok(ConsistencyBundle { old_size: from, new_size: to, proof, old_checkpoint: old.to_text(), new_checkpoint: new.to_text() })
     }
 }

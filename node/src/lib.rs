@@ -4,6 +4,7 @@
 //! Layout (see ARCHITECTURE.md for the invariants):
 //! - [`config`], [`keyfile`]: what an operator writes, validated at start-up.
 //! - [`storage`]: typed tables over RocksDB (the only `rocksdb` importer) or memory.
+//! - [`tree`]: the stored Merkle tree with its in-memory upper levels, for proofs.
 //! - [`ledger`]: applies ordered batches, serves entries, checkpoints and proof bundles.
 //! - [`sequencer`]: the ordering seam; [`sequencer::LocalSequencer`] group-commits.
 //! - [`writepath`]: decode, verify, authorise, then sequence — the one way in.
@@ -20,4 +21,5 @@ pub mod metrics;
 pub mod node;
 pub mod sequencer;
 pub mod storage;
+pub mod tree;
 pub mod writepath;

@@ -93,7 +93,7 @@ pub fn assemble(cfg: &NodeConfig, clock: Arc<dyn Clock>) -> Result<(NodeParts, C
     let ledger = Arc::new(Ledger::open(store, rules.clone(), signer, clock.now_ms())?);
     let metrics = Arc::new(Metrics::default());
     metrics.tree_size.store(ledger.size(), std::sync::atomic::Ordering::Relaxed);
-    let (local, committer) = LocalSequencer::start(ledger.clone(), clock.clone(), metrics.clone(), cfg.max_batch, cfg.queue_capacity)
+    let (local, committer) = LocalSequencer::start(ledger.clone(), clock.clone(), metrics.clone(), cfg.max_batch, cfg.queue_bytes)
         .map_err(NodeError::Committer)?;
     let sequencer: Arc<dyn Sequencer> = Arc::new(local);
     let write = Arc::new(WritePath::new(rules, sequencer, clock, metrics.clone()));

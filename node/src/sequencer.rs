@@ -23,8 +23,8 @@ pub type Outcome = Result<Receipt, AdmissionError>;
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum SequencerError {
-    #[error("the submission queue is full ({capacity} entries); retry after {retry_after_secs} s")]
-    Full { capacity: usize, retry_after_secs: u64 },
+    #[error("the submission queue is full ({queued_bytes} of {capacity_bytes} bytes waiting); retry after {retry_after_secs} s")]
+    Full { queued_bytes: usize, capacity_bytes: usize, retry_after_secs: u64 },
     #[error("the sequencer has stopped")]
     Stopped,
     #[error("the ledger failed to commit: {0}")]
@@ -40,7 +40,12 @@ pub trait Sequencer: Send + Sync + std::fmt::Debug + 'static {
 }
 
 enum Job {
-    Submit { candidates: Vec<Candidate>, reply: oneshot::Sender<Result<Vec<Outcome>, SequencerError>> },
+    Submit {
+        candidates: Vec<Candidate>,
+        reply: oneshot::Sender<Result<Vec<Outcome>, SequencerError>>,
+        /// Queue budget held until the committer has taken the job.
+        permit: tokio::sync::OwnedSemaphorePermit,
+    },
     /// Queued behind every accepted submission, so those commit before the thread ends.
     Stop,
 }
@@ -48,62 +53,74 @@ enum Job {
 /// Stops the committer thread after it has committed everything queued before the stop.
 #[derive(Debug)]
 pub struct CommitterHandle {
-    tx: mpsc::Sender<Job>,
+    tx: mpsc::UnboundedSender<Job>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl CommitterHandle {
     pub async fn shutdown(mut self) {
-        let _ = self.tx.send(Job::Stop).await;
+        let _ = self.tx.send(Job::Stop);
         if let Some(t) = self.thread.take() {
             let _ = tokio::task::spawn_blocking(move || t.join()).await;
         }
     }
 }
 
-/// Single-node group-commit sequencer.
+/// Single-node group-commit sequencer. The queue is bounded by the bytes of the entries
+/// waiting in it, so memory stays bounded however large each request is.
 #[derive(Debug, Clone)]
 pub struct LocalSequencer {
-    tx: mpsc::Sender<Job>,
-    capacity: usize,
+    tx: mpsc::UnboundedSender<Job>,
+    budget: Arc<tokio::sync::Semaphore>,
+    capacity_bytes: usize,
 }
 
 impl LocalSequencer {
-    /// Starts the committer thread. `max_batch` bounds entries per commit; `capacity`
-    /// bounds queued submissions (a full queue refuses with a retry hint).
+    /// Starts the committer thread. `max_batch` bounds entries per commit (a submission is
+    /// never split, so a batch may exceed it by one submission); `capacity_bytes` bounds
+    /// the entry bytes waiting (a full queue refuses with a retry hint).
     pub fn start(
         ledger: Arc<Ledger>,
         clock: Arc<dyn Clock>,
         metrics: Arc<Metrics>,
         max_batch: usize,
-        capacity: usize,
+        capacity_bytes: usize,
     ) -> std::io::Result<(Self, CommitterHandle)> {
-        let (tx, rx) = mpsc::channel::<Job>(capacity.max(1));
+        let (tx, rx) = mpsc::unbounded_channel::<Job>();
+        let capacity_bytes = capacity_bytes.clamp(1, tokio::sync::Semaphore::MAX_PERMITS);
         let thread = std::thread::Builder::new()
             .name("dojang-committer".into())
             .spawn(move || committer(rx, ledger, clock, metrics, max_batch.max(1)))?;
-        Ok((LocalSequencer { tx: tx.clone(), capacity }, CommitterHandle { tx, thread: Some(thread) }))
+        let budget = Arc::new(tokio::sync::Semaphore::new(capacity_bytes));
+        Ok((LocalSequencer { tx: tx.clone(), budget, capacity_bytes }, CommitterHandle { tx, thread: Some(thread) }))
     }
 }
 
 impl Sequencer for LocalSequencer {
     fn submit(&self, candidates: Vec<Candidate>) -> SubmitFuture {
         let (reply, rx) = oneshot::channel();
-        let sent = self.tx.try_send(Job::Submit { candidates, reply });
-        let capacity = self.capacity;
+        let bytes: usize = candidates.iter().map(|c| c.encoded.len()).sum();
+        // A single submission larger than the whole budget could never be admitted.
+        let need = u32::try_from(bytes.clamp(1, self.capacity_bytes)).unwrap_or(u32::MAX);
+        let sent = match self.budget.clone().try_acquire_many_owned(need) {
+            Ok(permit) => self.tx.send(Job::Submit { candidates, reply, permit }).map_err(|_| SequencerError::Stopped),
+            Err(tokio::sync::TryAcquireError::NoPermits) => Err(SequencerError::Full {
+                queued_bytes: self.capacity_bytes.saturating_sub(self.budget.available_permits()),
+                capacity_bytes: self.capacity_bytes,
+                retry_after_secs: 1,
+            }),
+            Err(tokio::sync::TryAcquireError::Closed) => Err(SequencerError::Stopped),
+        };
         Box::pin(async move {
-            match sent {
-                Ok(()) => rx.await.unwrap_or(Err(SequencerError::Stopped)),
-                Err(mpsc::error::TrySendError::Full(_)) => Err(SequencerError::Full { capacity, retry_after_secs: 1 }),
-                Err(mpsc::error::TrySendError::Closed(_)) => Err(SequencerError::Stopped),
-            }
+            sent?;
+            rx.await.unwrap_or(Err(SequencerError::Stopped))
         })
     }
 }
 
 /// The committer loop: block for the first job, then take whatever else is queued, up to
 /// `max_batch` entries, and commit it all with one synced write.
-fn committer(mut rx: mpsc::Receiver<Job>, ledger: Arc<Ledger>, clock: Arc<dyn Clock>, metrics: Arc<Metrics>, max_batch: usize) {
+fn committer(mut rx: mpsc::UnboundedReceiver<Job>, ledger: Arc<Ledger>, clock: Arc<dyn Clock>, metrics: Arc<Metrics>, max_batch: usize) {
     let mut stopping = false;
     while !stopping {
         let Some(first) = rx.blocking_recv() else { break };
@@ -116,9 +133,10 @@ fn committer(mut rx: mpsc::Receiver<Job>, ledger: Arc<Ledger>, clock: Arc<dyn Cl
                     stopping = true;
                     break;
                 }
-                Job::Submit { candidates, reply } => {
+                Job::Submit { candidates, reply, permit } => {
                     n += candidates.len();
                     jobs.push((candidates, reply));
+                    drop(permit);
                 }
             }
             if n < max_batch {

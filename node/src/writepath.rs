@@ -98,13 +98,13 @@ impl WritePath {
     /// Batch-verifies, splitting large batches over two threads.
     fn verify(&self, cands: Vec<Candidate>) -> (Vec<Candidate>, Vec<Result<(), AdmissionError>>) {
         if cands.len() < PARALLEL_VERIFY_MIN {
-            let v = self.rules.verify_signatures(&cands);
+            let v = self.rules.verify_signatures(&cands, rand_core::OsRng);
             return (cands, v);
         }
         let (left, right) = cands.split_at(cands.len() / 2);
         let (mut a, b) = std::thread::scope(|s| {
-            let h = s.spawn(|| self.rules.verify_signatures(right));
-            let a = self.rules.verify_signatures(left);
+            let h = s.spawn(|| self.rules.verify_signatures(right, rand_core::OsRng));
+            let a = self.rules.verify_signatures(left, rand_core::OsRng);
             (a, h.join().unwrap_or_else(|_| vec![Err(AdmissionError::Entry(EntryError::BadSignature("verifier thread failed".into()))); right.len()]))
         });
         a.extend(b);

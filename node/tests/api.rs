@@ -55,7 +55,7 @@ async fn start(max_request_bytes: usize) -> Env {
         validator_id: "v0".into(),
         listen: "127.0.0.1:0".parse().unwrap(),
         max_batch: 1000,
-        queue_capacity: 100,
+        queue_bytes: 1 << 20,
         max_request_bytes,
         storage: StorageKind::Memory,
     };
@@ -216,7 +216,7 @@ async fn bad_entries_get_clear_problems() {
     get(&env, "/v1/proofs/inclusion?leaf_hash=zz").await.problem(400, "bad-query");
     get(&env, "/v1/proofs/inclusion?index=-1").await.problem(400, "bad-query");
     get(&env, "/v1/proofs/consistency?from=0").await.problem(400, "bad-range");
-    get(&env, "/v1/checkpoint?size=7").await.problem(404, "not-found");
+    get(&env, "/v1/checkpoint?size=7").await.problem(400, "bad-range");
     get(&env, "/nope").await.problem(404, "not-found");
     call("DELETE", url, None, None, vec![]).await.problem(405, "method-not-allowed");
     // Nothing above reached the ledger, and nothing was a server error.

@@ -6,11 +6,13 @@
 
 use std::collections::HashMap;
 
-use ed25519_dalek::{Signature, VerifyingKey};
+use ed25519_dalek::VerifyingKey;
+use rand_core::{CryptoRng, RngCore};
 
 use crate::entry::{self, Entry, EntryError, Kind, signing_input};
 use crate::genesis::Genesis;
 use crate::hash::Hash;
+use crate::signature;
 
 /// A decoded entry whose signature has not yet been checked.
 #[derive(Debug, Clone)]
@@ -83,20 +85,25 @@ impl Rules {
 
     /// Step 2 (§6.2): verify many signatures at once. Batch verification is tried first;
     /// if the batch fails, each signature is checked alone so that one bad entry does not
-    /// sink the others. Returns one result per candidate, in order.
-    pub fn verify_signatures(&self, cands: &[Candidate]) -> Vec<Result<(), AdmissionError>> {
+    /// sink the others. Single and batch checks follow the same rule (ZIP 215, see
+    /// [`crate::signature`]), so the outcome never depends on how entries were grouped.
+    /// Returns one result per candidate, in order.
+    pub fn verify_signatures(&self, cands: &[Candidate], rng: impl RngCore + CryptoRng) -> Vec<Result<(), AdmissionError>> {
         let messages: Vec<Vec<u8>> = cands.iter().map(|c| signing_input(&self.genesis_hash, body(&c.encoded))).collect();
-        let sigs: Vec<Signature> = cands.iter().map(|c| Signature::from_bytes(&c.entry.signature)).collect();
-        let keys: Vec<VerifyingKey> = cands.iter().map(|c| c.key).collect();
-        let msg_refs: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
-        if !cands.is_empty() && ed25519_dalek::verify_batch(&msg_refs, &sigs, &keys).is_ok() {
+        let keys: Vec<[u8; 32]> = cands.iter().map(|c| c.key.to_bytes()).collect();
+        let items = keys.iter().zip(&messages).zip(cands).map(|((k, m), c)| (k, m.as_slice(), &c.entry.signature));
+        if signature::verify_batch(items, rng) {
             return vec![Ok(()); cands.len()];
         }
         cands
             .iter()
-            .zip(msg_refs.iter().zip(&sigs))
-            .map(|(c, (m, s))| {
-                c.key.verify_strict(m, s).map_err(|_| AdmissionError::Entry(EntryError::BadSignature(c.entry.author.clone())))
+            .zip(keys.iter().zip(&messages))
+            .map(|(c, (k, m))| {
+                if signature::verify(k, m, &c.entry.signature) {
+                    Ok(())
+                } else {
+                    Err(AdmissionError::Entry(EntryError::BadSignature(c.entry.author.clone())))
+                }
             })
             .collect()
     }
@@ -119,7 +126,7 @@ impl Rules {
     /// Steps 1-3 for one entry, using the plain did:key resolver.
     pub fn admit_one(&self, bytes: Vec<u8>, now_ms: u64) -> Result<Candidate, AdmissionError> {
         let c = self.decode(bytes, now_ms, entry::author_key)?;
-        self.verify_signatures(std::slice::from_ref(&c)).into_iter().next().unwrap_or(Ok(()))?;
+        c.entry.verify(&self.genesis_hash, &c.encoded)?;
         self.authorize(&c.entry)?;
         Ok(c)
     }
@@ -214,13 +221,13 @@ mod tests {
         let mut cands: Vec<Candidate> = (1..=8)
             .map(|n| rules.decode(make(&rules, &keys[0], Kind::AccessEvent, n, NOW), NOW, entry::author_key).unwrap())
             .collect();
-        assert!(rules.verify_signatures(&cands).iter().all(Result::is_ok));
+        assert!(rules.verify_signatures(&cands, crate::testing::TestRng(1)).iter().all(Result::is_ok));
         cands[5].entry.signature[0] ^= 1;
-        let res = rules.verify_signatures(&cands);
+        let res = rules.verify_signatures(&cands, crate::testing::TestRng(2));
         for (i, r) in res.iter().enumerate() {
             assert_eq!(r.is_err(), i == 5, "entry {i}: {r:?}");
         }
-        assert!(rules.verify_signatures(&[]).is_empty());
+        assert!(rules.verify_signatures(&[], crate::testing::TestRng(3)).is_empty());
     }
 
     #[test]

@@ -52,6 +52,8 @@ pub enum BundleError {
     Proof(#[from] VerifyError),
     #[error("leaf hash {claimed} does not match the entry bytes, which hash to {actual}")]
     LeafHash { claimed: Hash, actual: Hash },
+    #[error("the served tree at size {size} has root {served}, but the trusted checkpoint has root {trusted}: the history was rewritten or forked")]
+    Fork { size: u64, served: Hash, trusted: Hash },
     #[error("bundle is for tree size {bundle}, but its checkpoint has size {checkpoint}")]
     SizeMismatch { bundle: u64, checkpoint: u64 },
 }
@@ -106,6 +108,21 @@ impl ConsistencyBundle {
             return Err(BundleError::SizeMismatch { bundle: self.new_size, checkpoint: new.checkpoint.size });
         }
         merkle::verify_consistency::<Blake3Hasher>(self.old_size, self.new_size, &old.checkpoint.root, &new.checkpoint.root, &self.proof)?;
+        Ok((old, new))
+    }
+
+    /// As [`verify`](Self::verify), and also checks that the bundle starts from a
+    /// checkpoint the verifier saved earlier (same size, same root): this is what detects a
+    /// node that rewrote history, since a rewritten log can still carry a valid quorum of
+    /// signatures only if a quorum of validators signed both histories.
+    pub fn verify_extends(&self, genesis: &Genesis, trusted: &crate::checkpoint::Checkpoint) -> Result<(VerifiedCheckpoint, VerifiedCheckpoint), BundleError> {
+        let (old, new) = self.verify(genesis)?;
+        if old.checkpoint.size != trusted.size {
+            return Err(BundleError::SizeMismatch { bundle: old.checkpoint.size, checkpoint: trusted.size });
+        }
+        if old.checkpoint.root != trusted.root {
+            return Err(BundleError::Fork { size: trusted.size, served: old.checkpoint.root, trusted: trusted.root });
+        }
         Ok((old, new))
     }
 }
@@ -208,6 +225,13 @@ mod tests {
         let mut b = mk(3, 9);
         b.proof.pop();
         assert!(matches!(b.verify(&f.genesis), Err(BundleError::Proof(_))));
+        // Against a saved checkpoint: the same one passes; another root at that size is a fork.
+        let trusted = f.checkpoints[2].checkpoint.clone();
+        mk(3, 9).verify_extends(&f.genesis, &trusted).unwrap();
+        let mut forked = trusted.clone();
+        forked.root = Hash([1; 32]);
+        assert!(matches!(mk(3, 9).verify_extends(&f.genesis, &forked), Err(BundleError::Fork { size: 3, .. })));
+        assert!(matches!(mk(4, 9).verify_extends(&f.genesis, &trusted), Err(BundleError::SizeMismatch { .. })));
     }
 
     proptest! {

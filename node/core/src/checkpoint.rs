@@ -8,7 +8,7 @@
 use std::collections::BTreeSet;
 
 use base64::Engine as _;
-use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
+use ed25519_dalek::{Signer as _, SigningKey, VerifyingKey};
 use sha2::{Digest as _, Sha256};
 
 use crate::genesis::Genesis;
@@ -75,6 +75,15 @@ pub enum CheckpointError {
     NoQuorum { signed: u64, total: u64 },
 }
 
+/// Canonical decimal only — no sign, no leading zeros — so one number has one text and a
+/// re-rendered body is byte-identical to the one that was signed.
+fn canonical_u64(s: &str) -> Option<u64> {
+    if s.is_empty() || (s.len() > 1 && s.starts_with('0')) || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
+}
+
 fn malformed(s: impl Into<String>) -> CheckpointError {
     CheckpointError::Malformed(s.into())
 }
@@ -114,23 +123,24 @@ impl Checkpoint {
         let mut lines = body.split('\n');
         let origin = lines.next().filter(|l| !l.is_empty()).ok_or_else(|| malformed("missing origin line"))?;
         let size_line = lines.next().ok_or_else(|| malformed("missing size line"))?;
-        // Canonical decimal only: no sign, no leading zeros, so one size has one text.
-        if size_line.is_empty() || (size_line.len() > 1 && size_line.starts_with('0')) || !size_line.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(malformed(format!("size {size_line:?} is not a canonical decimal")));
-        }
-        let size: u64 = size_line.parse().map_err(|_| malformed(format!("size {size_line:?} out of range")))?;
+        let size = canonical_u64(size_line).ok_or_else(|| malformed(format!("size {size_line:?} is not a canonical decimal")))?;
         let root_line = lines.next().ok_or_else(|| malformed("missing root hash line"))?;
         let root = Hash::from_base64(root_line).map_err(|_| malformed(format!("root hash {root_line:?} is not base64 of 32 bytes")))?;
         let genesis_hash = lines
             .next()
             .and_then(|l| l.strip_prefix("genesis "))
             .ok_or_else(|| malformed("missing 'genesis <hex>' extension line"))
-            .and_then(|h| Hash::from_hex(h).map_err(|_| malformed(format!("genesis hash {h:?} is not 64 hex characters"))))?;
+            .and_then(|h| {
+                if h.bytes().any(|b| b.is_ascii_uppercase()) {
+                    return Err(malformed(format!("genesis hash {h:?} must be lowercase hex")));
+                }
+                Hash::from_hex(h).map_err(|_| malformed(format!("genesis hash {h:?} is not 64 hex characters")))
+            })?;
         let time = lines
             .next()
             .and_then(|l| l.strip_prefix("time "))
             .ok_or_else(|| malformed("missing 'time <ms>' extension line"))?;
-        let timestamp_ms: u64 = time.parse().map_err(|_| malformed(format!("time {time:?} is not a number")))?;
+        let timestamp_ms = canonical_u64(time).ok_or_else(|| malformed(format!("time {time:?} is not a canonical decimal")))?;
         let mut extensions = Vec::new();
         for l in lines {
             if l.is_empty() {
@@ -239,8 +249,9 @@ impl SignedCheckpoint {
             if key_hash(&v.id, &key) != sig.key_hash {
                 continue;
             }
-            key.verify_strict(body.as_bytes(), &Signature::from_bytes(&sig.signature))
-                .map_err(|_| CheckpointError::BadSignature(v.id.clone()))?;
+            if !crate::signature::verify(key.as_bytes(), body.as_bytes(), &sig.signature) {
+                return Err(CheckpointError::BadSignature(v.id.clone()));
+            }
             if signed.insert(v.id.clone()) {
                 power = power.saturating_add(v.voting_power);
             }
@@ -334,6 +345,9 @@ mod tests {
             text.replace("\n\n", "\n"),
             text.trim_end().to_owned(),
             text.replace("genesis ", "genesys "),
+            text.replace("time 1780000000000", "time +1780000000000"),
+            text.replace("time 1780000000000", "time 01780000000000"),
+            text.replace("genesis a0", "genesis A0"),
             text.replace('\u{2014}', "-"),
             format!("{text}\u{7}"),
         ] {

@@ -5,7 +5,7 @@
 //! canonical: [`Entry::decode`] accepts only bytes that [`Entry::encode`] would produce,
 //! and every length is bounded before anything is allocated.
 
-use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
+use ed25519_dalek::{Signer as _, SigningKey, VerifyingKey};
 
 use crate::did_key::DidKey;
 use crate::hash::Hash;
@@ -37,13 +37,14 @@ pub enum Kind {
     /// Anchor a salted commitment to an issued document (specs/documents.md).
     DocumentIssuance = 0x0201,
     /// Revoke, suspend or reinstate an issued document.
-    DocumentRevocation = 0x0202,
+    DocumentRevocation = 0x0301,
     /// One read of a citizen's personal data by an official (specs/access-log.md).
-    AccessEvent = 0x0301,
-    /// A change to the trusted-issuer registry, co-signed by a governance quorum.
-    TrustRegistryChange = 0x0401,
+    AccessEvent = 0x0401,
+    /// A change to the trusted-issuer registry. Until specs/documents.md defines the
+    /// governance quorum, any genesis agency writer key may write it (§6.3).
+    TrustRegistryChange = 0x0501,
     /// An update to a Bitstring Status List anchored on the ledger.
-    StatusListUpdate = 0x0501,
+    StatusListUpdate = 0x0601,
 }
 
 impl Kind {
@@ -245,8 +246,11 @@ impl Entry {
     pub fn verify(&self, genesis_hash: &Hash, encoded: &[u8]) -> Result<(), EntryError> {
         let key = self.author_key()?;
         let body = encoded.get(..encoded.len().saturating_sub(64)).unwrap_or_default();
-        key.verify_strict(&signing_input(genesis_hash, body), &Signature::from_bytes(&self.signature))
-            .map_err(|_| EntryError::BadSignature(self.author.clone()))
+        if crate::signature::verify(key.as_bytes(), &signing_input(genesis_hash, body), &self.signature) {
+            Ok(())
+        } else {
+            Err(EntryError::BadSignature(self.author.clone()))
+        }
     }
 }
 
@@ -375,6 +379,9 @@ mod tests {
         let mut v = enc.clone();
         v[1] = 0x7f;
         assert!(matches!(Entry::decode(&v), Err(EntryError::UnknownKind(0x7f01))));
+        let mut v = enc.clone();
+        v[2] = 0x02; // 0x0402: access-event/v2 does not exist
+        assert!(matches!(Entry::decode(&v), Err(EntryError::UnknownKind(0x0402))));
         let mut v = enc.clone();
         v.push(0);
         assert_eq!(Entry::decode(&v), Err(EntryError::TrailingBytes(1)));

@@ -15,6 +15,8 @@ use crate::hash::Hash;
 
 /// The `format` value of version 1 genesis files.
 pub const GENESIS_FORMAT: &str = "dojang-genesis/v1";
+/// Largest integer a genesis field may hold (2^53 - 1; `specs/genesis.md` §4).
+pub const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
 /// Largest genesis file accepted, in bytes; a genesis is small, and it is parsed from
 /// user-supplied paths and from peers.
 pub const MAX_GENESIS_LEN: usize = 1024 * 1024;
@@ -94,6 +96,10 @@ pub enum GenesisError {
     ZeroPower(String),
     #[error("total voting power overflows")]
     PowerOverflow,
+    #[error("{field} = {value} is above 2^53 - 1, the largest integer the canonical json hash represents exactly")]
+    IntegerTooLarge { field: &'static str, value: u64 },
+    #[error("validator {id:?} has an invalid agency did {did:?}: expected did:<method>:<id>")]
+    AgencyDid { id: String, did: String },
 }
 
 fn valid_name(s: &str) -> bool {
@@ -119,6 +125,14 @@ impl Genesis {
 
     /// Checks every rule of `specs/genesis.md` §2.
     pub fn validate(&self) -> Result<(), GenesisError> {
+        // RFC 8785 serialises numbers as IEEE 754 doubles: larger integers would collide
+        // in the genesis hash while meaning different things.
+        let ints = [("genesis_time_ms", self.genesis_time_ms), ("params.max_clock_skew_ms", self.params.max_clock_skew_ms)];
+        for (field, value) in ints.into_iter().chain(self.validators.iter().map(|v| ("voting_power", v.voting_power))) {
+            if value > MAX_SAFE_INTEGER {
+                return Err(GenesisError::IntegerTooLarge { field, value });
+            }
+        }
         if self.format != GENESIS_FORMAT {
             return Err(GenesisError::Format(self.format.clone()));
         }
@@ -134,6 +148,14 @@ impl Genesis {
         for v in &self.validators {
             if !valid_name(&v.id) {
                 return Err(GenesisError::ValidatorId(v.id.clone()));
+            }
+            let did_ok = v.did.len() <= 512
+                && v.did.split(':').count() >= 3
+                && v.did.starts_with("did:")
+                && v.did.split(':').nth(1).is_some_and(|m| !m.is_empty() && m.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()))
+                && !v.did.ends_with(':');
+            if !did_ok || (v.did.starts_with("did:key:") && DidKey::parse(&v.did).is_err()) {
+                return Err(GenesisError::AgencyDid { id: v.id.clone(), did: v.did.chars().take(120).collect() });
             }
             if !ids.insert(v.id.as_str()) {
                 return Err(GenesisError::DuplicateValidator(v.id.clone()));
@@ -233,6 +255,12 @@ mod tests {
         let mut x = g.clone();
         x.chain_id = "Bad Chain".into();
         assert!(matches!(x.validate(), Err(GenesisError::ChainId(_))));
+        let mut x = g.clone();
+        x.validators[0].voting_power = 1 << 53;
+        assert!(matches!(x.validate(), Err(GenesisError::IntegerTooLarge { field: "voting_power", .. })));
+        let mut x = g.clone();
+        x.validators[0].did = "not-a-did".into();
+        assert!(matches!(x.validate(), Err(GenesisError::AgencyDid { .. })));
         let mut x = g.clone();
         x.validators.clear();
         assert_eq!(x.validate(), Err(GenesisError::NoValidators));

@@ -12,6 +12,7 @@
 //! - [`entry`]: the signed entry envelope and its canonical byte encoding (§2, §3).
 //! - [`did_key`]: `did:key` for Ed25519 (`specs/did-key.md`).
 //! - [`genesis`]: the genesis file, its hash, and the validator set (`specs/genesis.md`).
+//! - [`signature`]: Ed25519 validity (ZIP 215), single and batch, always in agreement.
 //! - [`checkpoint`]: signed tree heads in the C2SP tlog-checkpoint / signed-note format,
 //!   with quorum verification against the genesis validator set (§5).
 //! - [`admission`]: the pure admission rules of the write path: decode, verify,
@@ -27,6 +28,7 @@ pub mod entry;
 pub mod genesis;
 pub mod hash;
 pub mod merkle;
+pub mod signature;
 
 #[cfg(test)]
 pub(crate) mod testing;

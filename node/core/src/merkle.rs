@@ -104,6 +104,11 @@ pub struct NodeId {
 /// requested; nodes over partial right edges are computed from complete ones.
 pub trait NodeSource {
     fn node(&self, id: NodeId) -> Result<Hash, NodeSourceError>;
+    /// Many nodes at once, in order. Proof generation asks for all the nodes of a proof in
+    /// one call, so a store can batch its reads; the default reads one by one.
+    fn nodes(&self, ids: &[NodeId]) -> Result<Vec<Hash>, NodeSourceError> {
+        ids.iter().map(|id| self.node(*id)).collect()
+    }
 }
 
 /// A node store failed, or does not hold a requested node.
@@ -286,27 +291,21 @@ fn split_point(n: u64) -> u64 {
     1u64 << (u64::BITS - 1 - below.leading_zeros())
 }
 
-/// MTH(D[start:end]) read from the store: the range splits into the complete subtrees of
-/// the binary decomposition of its length, largest first, folded from the right exactly as
-/// the RFC recursion does. Costs `popcount(end - start)` reads.
+/// The complete subtrees whose roots make up MTH(D[start:end]), largest (leftmost) first:
+/// the binary decomposition of the range's length.
 ///
 /// Every range that the RFC 9162 algorithms ask for starts at a multiple of its largest
 /// piece, so each piece is a stored complete node; anything else is refused.
-fn range_root<H: TreeHasher>(
-    src: &impl NodeSource,
-    start: u64,
-    end: u64,
-) -> Result<Hash, ProofError> {
+fn range_pieces(start: u64, end: u64, out: &mut Vec<NodeId>) -> Result<usize, ProofError> {
     let unaligned = ProofError::UnalignedRange { start, end };
     let len = match end.checked_sub(start) {
         Some(len) if len > 0 => len,
         _ => return Err(unaligned),
     };
-    // Walk the pieces from the smallest (rightmost) to the largest (leftmost), so the fold
-    // needs no buffer.
-    let mut acc: Option<Hash> = None;
+    let first = out.len();
     let mut covered = 0u64;
     let mut rest = len;
+    // Walk from the smallest (rightmost) piece to the largest, then reverse.
     while rest != 0 {
         let level = rest.trailing_zeros();
         let width = 1u64 << level;
@@ -314,22 +313,42 @@ fn range_root<H: TreeHasher>(
         // The bits of `len` are distinct, so accumulating them is an OR (no overflow) and
         // `covered <= len <= end`.
         covered |= width;
-        let piece_start = end
-            .checked_sub(covered)
-            .ok_or(ProofError::UnalignedRange { start, end })?;
+        let piece_start = end.checked_sub(covered).ok_or(ProofError::UnalignedRange { start, end })?;
         if piece_start & (width - 1) != 0 {
             return Err(ProofError::UnalignedRange { start, end });
         }
-        let piece = src.node(NodeId {
-            level: level as u8,
-            index: piece_start >> level,
-        })?;
-        acc = Some(match acc {
-            None => piece,
-            Some(right) => H::hash_children(&piece, &right),
-        });
+        out.push(NodeId { level: level as u8, index: piece_start >> level });
     }
-    acc.ok_or(unaligned)
+    out.get_mut(first..).map(<[NodeId]>::reverse);
+    Ok(out.len() - first)
+}
+
+/// The roots MTH(D[start:end]) of several ranges with one batched store read
+/// ([`NodeSource::nodes`]): each range's pieces are folded from the right exactly as the
+/// RFC recursion does.
+fn range_roots<H: TreeHasher>(src: &impl NodeSource, ranges: &[(u64, u64)]) -> Result<Vec<Hash>, ProofError> {
+    let mut ids = Vec::with_capacity(ranges.len() * 2);
+    let mut counts = Vec::with_capacity(ranges.len());
+    for &(start, end) in ranges {
+        counts.push(range_pieces(start, end, &mut ids)?);
+    }
+    let hashes = src.nodes(&ids)?;
+    if hashes.len() != ids.len() {
+        return Err(ProofError::Source(NodeSourceError(format!("asked for {} nodes, got {}", ids.len(), hashes.len()))));
+    }
+    let mut out = Vec::with_capacity(ranges.len());
+    let mut rest = hashes.as_slice();
+    for n in counts {
+        let (mine, tail) = rest.split_at(n.min(rest.len()));
+        rest = tail;
+        let mut it = mine.iter().rev();
+        let mut acc = *it.next().ok_or(ProofError::UnalignedRange { start: 0, end: 0 })?;
+        for left in it {
+            acc = H::hash_children(left, &acc);
+        }
+        out.push(acc);
+    }
+    Ok(out)
 }
 
 /// RFC 9162 §2.1.3.1 inclusion proof (audit path) of leaf `index` in the tree of `size`
@@ -347,21 +366,21 @@ pub fn inclusion_proof<H: TreeHasher>(
     if index >= size {
         return Err(ProofError::IndexOutOfRange { index, size });
     }
-    let mut path = Vec::with_capacity(inclusion_proof_len(index, size));
+    let mut ranges = Vec::with_capacity(inclusion_proof_len(index, size));
     let (mut start, mut end) = (0u64, size);
     // The range always holds `index`, so end - start >= 1; each step at least halves it.
     while end - start > 1 {
         let mid = start + split_point(end - start);
         if index < mid {
-            path.push(range_root::<H>(src, mid, end)?);
+            ranges.push((mid, end));
             end = mid;
         } else {
-            path.push(range_root::<H>(src, start, mid)?);
+            ranges.push((start, mid));
             start = mid;
         }
     }
-    path.reverse();
-    Ok(path)
+    ranges.reverse();
+    range_roots::<H>(src, &ranges)
 }
 
 /// RFC 9162 §2.1.4.1 consistency proof between old_size and new_size
@@ -382,7 +401,7 @@ pub fn consistency_proof<H: TreeHasher>(
             new: new_size,
         });
     }
-    let mut proof = Vec::with_capacity(consistency_proof_len(old_size, new_size));
+    let mut proof: Vec<(u64, u64)> = Vec::with_capacity(consistency_proof_len(old_size, new_size));
     // Current range [start, end) of the new tree; the old tree covers its first `m` leaves.
     let (mut start, mut end, mut m) = (0u64, new_size, old_size);
     // `b` of the RFC: true while the current range's old part is the whole old tree, whose
@@ -392,17 +411,17 @@ pub fn consistency_proof<H: TreeHasher>(
         let n = end - start;
         if m == n {
             if !whole_old {
-                proof.push(range_root::<H>(src, start, end)?);
+                proof.push((start, end));
             }
             break;
         }
         // Here 1 <= m < n, so n >= 2.
         let k = split_point(n);
         if m <= k {
-            proof.push(range_root::<H>(src, start + k, end)?);
+            proof.push((start + k, end));
             end = start + k;
         } else {
-            proof.push(range_root::<H>(src, start, start + k)?);
+            proof.push((start, start + k));
             start += k;
             m -= k;
             whole_old = false;
@@ -410,7 +429,7 @@ pub fn consistency_proof<H: TreeHasher>(
     }
     // SUBPROOF appends each step's hash after the deeper result: reverse the descent order.
     proof.reverse();
-    Ok(proof)
+    range_roots::<H>(src, &proof)
 }
 
 /// Root of the tree of `size` leaves (any size up to what is stored), from stored nodes
@@ -419,7 +438,7 @@ pub fn root_at<H: TreeHasher>(src: &impl NodeSource, size: u64) -> Result<Hash, 
     if size == 0 {
         return Ok(H::empty_root());
     }
-    range_root::<H>(src, 0, size)
+    range_roots::<H>(src, &[(0, size)])?.pop().ok_or(ProofError::UnalignedRange { start: 0, end: size })
 }
 
 /// Length of the RFC 9162 audit path of leaf `index < size`: one hash per level where the

@@ -59,3 +59,25 @@ pub(crate) fn sample_genesis(n: u8) -> (crate::genesis::Genesis, Vec<ed25519_dal
         keys,
     )
 }
+
+/// A deterministic RNG for tests: batch coefficients only need to be unpredictable to
+/// the signer, which a test does not have to model.
+pub(crate) struct TestRng(pub(crate) u64);
+impl rand_core::RngCore for TestRng {
+    fn next_u32(&mut self) -> u32 {
+        self.next_u64() as u32
+    }
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0
+    }
+    fn fill_bytes(&mut self, dest: &mut [u8]) {
+        rand_core::impls::fill_bytes_via_next(self, dest)
+    }
+    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand_core::Error> {
+        self.fill_bytes(dest);
+        Ok(())
+    }
+}
+impl rand_core::CryptoRng for TestRng {}
+

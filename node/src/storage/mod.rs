@@ -25,7 +25,7 @@ use dojang_core::merkle::{NodeId, NodeSource, NodeSourceError};
 pub enum Table {
     /// leaf index (u64 BE) -> canonical entry bytes.
     Entries,
-    /// level (u8) || index (u64 BE) -> 32-byte hash of a complete subtree.
+    /// node key ([`keys::node`]) -> 32-byte hash of a complete subtree.
     Nodes,
     /// leaf hash (32 bytes) -> leaf index (u64 BE).
     LeafIndex,
@@ -60,11 +60,32 @@ pub mod keys {
         i.to_be_bytes()
     }
 
-    pub fn node(id: NodeId) -> [u8; 9] {
-        let mut k = [0u8; 9];
-        k[0] = id.level;
-        k[1..].copy_from_slice(&id.index.to_be_bytes());
-        k
+    /// Levels below this are stored clustered by their level-`TILE_LEVELS` ancestor.
+    pub const TILE_LEVELS: u8 = 4;
+
+    /// The key of tree node `id` (`specs/ledger.md` §8.1).
+    ///
+    /// Nodes at levels 0..4 are keyed `0x00 || ancestor (u64 BE) || level || offset`,
+    /// where `ancestor` is the index of their level-4 ancestor and `offset` their index
+    /// within it: the 30 nodes of one 16-leaf subtree sort next to each other, so the
+    /// lower half of any proof path is one storage block. Higher nodes are keyed
+    /// `level || index (u64 BE)`; their first byte is at least 4, so the ranges never meet.
+    pub fn node(id: NodeId) -> Vec<u8> {
+        if id.level < TILE_LEVELS {
+            let shift = TILE_LEVELS - id.level;
+            let mut k = Vec::with_capacity(11);
+            k.push(0);
+            k.extend_from_slice(&(id.index >> shift).to_be_bytes());
+            k.push(id.level);
+            // The offset is below 2^shift <= 16, so it fits a byte.
+            k.push((id.index & ((1u64 << shift) - 1)) as u8);
+            k
+        } else {
+            let mut k = Vec::with_capacity(9);
+            k.push(id.level);
+            k.extend_from_slice(&id.index.to_be_bytes());
+            k
+        }
     }
 
     pub const META_TREE_SIZE: &[u8] = b"tree_size";
@@ -130,6 +151,8 @@ pub trait EntryReader {
 
 pub trait TreeReader {
     fn tree_node(&self, id: NodeId) -> Result<Option<Hash>, StorageError>;
+    /// Many nodes in one batched read (RocksDB `multi_get`), in order.
+    fn tree_nodes(&self, ids: &[NodeId]) -> Result<Vec<Option<Hash>>, StorageError>;
     fn tree_size(&self) -> Result<u64, StorageError>;
 }
 
@@ -146,6 +169,11 @@ pub trait CheckpointReader {
 fn u64_value(table: Table, v: &[u8]) -> Result<u64, StorageError> {
     let arr: [u8; 8] = v.try_into().map_err(|_| StorageError::Corrupt { table: table.name(), what: format!("expected 8 bytes, found {}", v.len()) })?;
     Ok(u64::from_be_bytes(arr))
+}
+
+fn hash_value(v: &[u8]) -> Result<Hash, StorageError> {
+    let arr: [u8; 32] = v.try_into().map_err(|_| StorageError::Corrupt { table: "nodes", what: format!("hash of {} bytes", v.len()) })?;
+    Ok(Hash(arr))
 }
 
 fn utf8_value(table: Table, v: Vec<u8>) -> Result<String, StorageError> {
@@ -178,17 +206,17 @@ impl Store {
 
     /// Writes a sequenced batch atomically and durably (`specs/ledger.md` §8.2): when
     /// this returns Ok, every entry in it survives `kill -9`.
-    pub fn commit(&self, b: &LedgerBatch) -> Result<(), StorageError> {
+    pub fn commit(&self, b: LedgerBatch) -> Result<(), StorageError> {
         let mut puts = Vec::with_capacity(b.entries.len() * 2 + b.nodes.len() + b.nonces.len() + 3);
-        for (i, (e, h)) in b.entries.iter().zip(&b.leaf_hashes).enumerate() {
+        for (i, (e, h)) in b.entries.into_iter().zip(&b.leaf_hashes).enumerate() {
             let index = b.first_index + i as u64;
-            puts.push(Put { table: Table::Entries, key: keys::index(index).to_vec(), value: e.clone() });
+            puts.push(Put { table: Table::Entries, key: keys::index(index).to_vec(), value: e });
             puts.push(Put { table: Table::LeafIndex, key: h.0.to_vec(), value: index.to_be_bytes().to_vec() });
         }
         for (id, h) in &b.nodes {
-            puts.push(Put { table: Table::Nodes, key: keys::node(*id).to_vec(), value: h.0.to_vec() });
+            puts.push(Put { table: Table::Nodes, key: keys::node(*id), value: h.0.to_vec() });
         }
-        for (author, nonce) in &b.nonces {
+        for (author, nonce) in b.nonces {
             puts.push(Put { table: Table::Nonces, key: author.as_bytes().to_vec(), value: nonce.to_be_bytes().to_vec() });
         }
         puts.push(Put { table: Table::Checkpoints, key: keys::index(b.new_size).to_vec(), value: b.checkpoint.as_bytes().to_vec() });
@@ -206,13 +234,12 @@ impl EntryReader for Store {
 
 impl TreeReader for Store {
     fn tree_node(&self, id: NodeId) -> Result<Option<Hash>, StorageError> {
-        match self.kv.get(Table::Nodes, &keys::node(id))? {
-            None => Ok(None),
-            Some(v) => {
-                let arr: [u8; 32] = v.as_slice().try_into().map_err(|_| StorageError::Corrupt { table: "nodes", what: format!("hash of {} bytes", v.len()) })?;
-                Ok(Some(Hash(arr)))
-            }
-        }
+        self.kv.get(Table::Nodes, &keys::node(id))?.map(|v| hash_value(&v)).transpose()
+    }
+
+    fn tree_nodes(&self, ids: &[NodeId]) -> Result<Vec<Option<Hash>>, StorageError> {
+        let keys: Vec<Vec<u8>> = ids.iter().map(|id| keys::node(*id)).collect();
+        self.kv.multi_get(Table::Nodes, &keys)?.into_iter().map(|v| v.map(|v| hash_value(&v)).transpose()).collect()
     }
 
     fn tree_size(&self) -> Result<u64, StorageError> {
@@ -275,12 +302,29 @@ mod tests {
         }
     }
 
+    #[test]
+    fn node_keys_are_distinct_and_clustered() {
+        use std::collections::BTreeSet;
+        let mut seen = BTreeSet::new();
+        for level in 0..8u8 {
+            for index in 0..64u64 {
+                assert!(seen.insert(keys::node(NodeId { level, index })), "duplicate key for ({level}, {index})");
+            }
+        }
+        // Every node below level 4 sorts inside its level-4 ancestor's cluster.
+        let a = keys::node(NodeId { level: 0, index: 17 });
+        let b = keys::node(NodeId { level: 3, index: 3 });
+        let c = keys::node(NodeId { level: 0, index: 31 });
+        let next = keys::node(NodeId { level: 0, index: 32 });
+        assert!(a < next && b < next && c < next && a[..9] == b[..9] && b[..9] == c[..9]);
+    }
+
     /// Both backends answer every typed read identically.
     fn exercise(store: Store) {
         assert_eq!(store.tree_size().unwrap(), 0);
         assert_eq!(store.latest_checkpoint().unwrap(), None);
-        store.commit(&batch(0, 3)).unwrap();
-        store.commit(&batch(3, 2)).unwrap();
+        store.commit(batch(0, 3)).unwrap();
+        store.commit(batch(3, 2)).unwrap();
         assert_eq!(store.tree_size().unwrap(), 5);
         assert_eq!(store.entry(4).unwrap(), Some(vec![4u8; 10]));
         assert_eq!(store.entry(5).unwrap(), None);
@@ -290,6 +334,8 @@ mod tests {
         assert_eq!(store.checkpoint_at(3).unwrap().as_deref(), Some("cp 3"));
         assert_eq!(store.latest_checkpoint().unwrap().as_deref(), Some("cp 5"));
         assert_eq!(store.node(NodeId { level: 0, index: 1 }).unwrap(), Hash([1; 32]));
+        let many = store.tree_nodes(&[NodeId { level: 0, index: 4 }, NodeId { level: 5, index: 0 }, NodeId { level: 0, index: 0 }]).unwrap();
+        assert_eq!(many, vec![Some(Hash([4; 32])), None, Some(Hash([0; 32]))]);
         assert!(store.node(NodeId { level: 3, index: 0 }).is_err());
         let h = Hash([7; 32]);
         store.bind_genesis(b"not json", &h, "x").unwrap();

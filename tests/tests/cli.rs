@@ -1,0 +1,129 @@
+//! The `dojang` command end to end: the devnet starts on embedded RocksDB with demo data
+//! and resumes; keys and genesis files are written and read back; proofs fetched from a
+//! node verify offline and tampered ones fail; bad input is one line on stderr and a
+//! non-zero exit.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+
+use std::process::{Command, Output};
+
+use dojang_core::genesis::Genesis;
+use dojang_tests::{Chain, bin};
+
+fn dojang(args: &[&str]) -> Output {
+    Command::new(bin("dojang")).args(args).output().unwrap()
+}
+
+fn ok_json(args: &[&str]) -> serde_json::Value {
+    let out = dojang(args);
+    assert!(out.status.success(), "dojang {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("dojang {args:?} printed non-json ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+/// Asserts a failure with exactly one line on stderr that mentions `needle`.
+fn fails_with(args: &[&str], needle: &str) {
+    let out = dojang(args);
+    assert!(!out.status.success(), "dojang {args:?} succeeded");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim_end().lines().count(), 1, "dojang {args:?}: stderr is not one line: {err:?}");
+    assert!(err.contains(needle), "dojang {args:?}: {err:?} does not mention {needle:?}");
+}
+
+#[test]
+fn devnet_starts_with_demo_data_and_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("devnet");
+    let ds = d.to_str().unwrap();
+    let first = ok_json(&["--json", "devnet", "--dir", ds, "--port", "0", "--exit-after-start"]);
+    assert_eq!(first["tree_size"], first["demo_entries_loaded"]);
+    assert!(first["demo_entries_loaded"].as_u64().unwrap() >= 10);
+    assert!(first["nodes"][0].as_str().unwrap().starts_with("http://127.0.0.1:"));
+    let again = ok_json(&["--json", "devnet", "--dir", ds, "--port", "0", "--exit-after-start"]);
+    assert_eq!(again["tree_size"], first["tree_size"], "a restarted devnet must resume, not reload");
+    assert_eq!(again["demo_entries_loaded"], 0);
+    Genesis::from_json(&std::fs::read(d.join("genesis.json")).unwrap()).unwrap();
+}
+
+#[test]
+fn keys_and_genesis() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("a.key");
+    let k = ok_json(&["--json", "key", "new", "--out", key.to_str().unwrap()]);
+    assert!(k["did"].as_str().unwrap().starts_with("did:key:z6Mk"));
+    assert_eq!(ok_json(&["--json", "key", "show", key.to_str().unwrap()])["did"], k["did"]);
+    fails_with(&["key", "new", "--out", key.to_str().unwrap()], "cannot write key file");
+    let out = dir.path().join("chain");
+    let g = ok_json(&["--json", "genesis", "init", "--validators", "4", "--chain-id", "t", "--out", out.to_str().unwrap()]);
+    assert_eq!(g["validators"], 4);
+    let shown = ok_json(&["--json", "genesis", "show", out.join("genesis.json").to_str().unwrap()]);
+    assert_eq!(shown["hash"], g["hash"]);
+    fails_with(&["genesis", "init", "--out", out.to_str().unwrap()], "already exists");
+    fails_with(&["genesis", "init", "--chain-id", "Bad Id", "--out", dir.path().join("x").to_str().unwrap()], "chain_id");
+}
+
+#[test]
+fn proofs_verify_offline_and_tampering_fails() {
+    let chain = Chain::new(1);
+    let d = chain.start();
+    let entries: Vec<Vec<u8>> = (1..=9).map(|n| chain.entry(0, n, format!("e{n}").as_bytes())).collect();
+    d.post_batch(&entries[..4]).unwrap();
+    d.post_batch(&entries[4..]).unwrap();
+    let g = chain.genesis_path();
+    let g = g.to_str().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let bundle = tmp.path().join("b.json");
+    let b = bundle.to_str().unwrap();
+    let v = ok_json(&["--json", "proof", "verify", "--genesis", g, "--node", &d.url, "--index", "6", "--save", b]);
+    assert_eq!((v["index"].as_u64(), v["tree_size"].as_u64()), (Some(6), Some(9)));
+    // Offline, from the saved file alone.
+    assert_eq!(ok_json(&["--json", "proof", "verify", "--genesis", g, "--bundle", b])["valid"], true);
+    let cons = ok_json(&["--json", "proof", "verify", "--genesis", g, "--node", &d.url, "--from", "4"]);
+    assert_eq!((cons["old_size"].as_u64(), cons["new_size"].as_u64()), (Some(4), Some(9)));
+    let cp = ok_json(&["--json", "checkpoint", "verify", "--genesis", g, "--node", &d.url]);
+    assert_eq!(cp["size"], 9);
+    // A checkpoint saved at size 4 is extended by the node's current tree.
+    let saved = tmp.path().join("cp4.txt");
+    std::fs::write(&saved, d.get_text("/v1/checkpoint?size=4")).unwrap();
+    let ext = ok_json(&["--json", "proof", "verify", "--genesis", g, "--node", &d.url, "--trusted", saved.to_str().unwrap()]);
+    assert_eq!((ext["old_size"].as_u64(), ext["new_size"].as_u64()), (Some(4), Some(9)));
+    d.stop();
+    // Tamper: another index, another entry, a foreign genesis.
+    let text = std::fs::read_to_string(&bundle).unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    v["index"] = 5.into();
+    std::fs::write(&bundle, v.to_string()).unwrap();
+    fails_with(&["proof", "verify", "--genesis", g, "--bundle", b], "inclusion proof");
+    let other = Chain::new(2);
+    std::fs::write(&bundle, &text).unwrap();
+    fails_with(&["proof", "verify", "--genesis", other.genesis_path().to_str().unwrap(), "--bundle", b], "genesis");
+    fails_with(&["proof", "verify", "--genesis", "/nonexistent/genesis.json", "--bundle", b], "/nonexistent/genesis.json");
+    std::fs::write(&bundle, "{").unwrap();
+    fails_with(&["proof", "verify", "--genesis", g, "--bundle", b], "not json");
+}
+
+#[test]
+fn submit_reports_node_refusals_in_one_line() {
+    let chain = Chain::new(1);
+    let d = chain.start();
+    let tmp = tempfile::tempdir().unwrap();
+    let stranger = tmp.path().join("s.key");
+    ok_json(&["--json", "key", "new", "--out", stranger.to_str().unwrap()]);
+    fails_with(&["submit", "--node", &d.url, "--key", stranger.to_str().unwrap(), "--kind", "access-event/v1", "--payload", "x"], "not authorised");
+    fails_with(&["submit", "--node", &d.url, "--key", stranger.to_str().unwrap(), "--kind", "bogus", "--payload", "x"], "unknown kind \"bogus\"");
+    let r = ok_json(&["--json", "submit", "--node", &d.url, "--key", stranger.to_str().unwrap(), "--kind", "did-operation/v1", "--payload", "x"]);
+    assert_eq!(r["index"], 0);
+    fails_with(&["submit", "--node", "http://127.0.0.1:9", "--key", stranger.to_str().unwrap(), "--kind", "did-operation/v1", "--payload", "x"], "cannot reach node");
+}
+
+#[test]
+fn committed_genesis_files_are_valid() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../genesis");
+    let mut n = 0;
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "json") {
+            Genesis::from_json(&std::fs::read(&p).unwrap()).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+            n += 1;
+        }
+    }
+    assert!(n > 0, "no genesis files found");
+}
