@@ -11,5 +11,7 @@ if [ ! -d "$DOJANG_VECTORS" ]; then
 fi
 locked=()
 [ -f Cargo.lock ] && locked=(--locked)
+cargo fmt --all --check
+cargo clippy "${locked[@]}" --workspace --all-targets -- -D warnings
 cargo build "${locked[@]}" --workspace --bins
 cargo test "${locked[@]}" --workspace

@@ -1,7 +1,7 @@
 //! Shared helpers for the cross-crate tests in `tests/tests/`: locating the built
 //! binaries, writing a small chain (genesis, keys, config), and driving `dojangd`
 //! processes over HTTP.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
@@ -74,11 +74,17 @@ impl Chain {
     pub fn entry(&self, w: usize, nonce: u64, payload: &[u8]) -> Vec<u8> {
         let key = &self.writers[w];
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
-        UnsignedEntry { kind: Kind::AccessEvent, author: DidKey::from_verifying_key(&key.verifying_key()).key_id(), nonce, timestamp_ms: now, payload: payload.to_vec() }
-            .sign(key, &self.genesis.hash())
-            .unwrap()
-            .encode()
-            .unwrap()
+        UnsignedEntry {
+            kind: Kind::AccessEvent,
+            author: DidKey::from_verifying_key(&key.verifying_key()).key_id(),
+            nonce,
+            timestamp_ms: now,
+            payload: payload.to_vec(),
+        }
+        .sign(key, &self.genesis.hash())
+        .unwrap()
+        .encode()
+        .unwrap()
     }
 
     /// Starts `dojangd` on this chain and waits until it listens.

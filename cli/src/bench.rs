@@ -59,7 +59,8 @@ fn raw_ed25519(n: usize) -> serde_json::Value {
     let key = SigningKey::from_bytes(&[5; 32]);
     let vk = key.verifying_key();
     let pk = vk.to_bytes();
-    let msgs: Vec<Vec<u8>> = (0..n).map(|i| format!("message {i} of the raw ed25519 benchmark, padded to a typical entry size").into_bytes()).collect();
+    let msgs: Vec<Vec<u8>> =
+        (0..n).map(|i| format!("message {i} of the raw ed25519 benchmark, padded to a typical entry size").into_bytes()).collect();
     let sigs: Vec<Signature> = msgs.iter().map(|m| key.sign(m)).collect();
     let sig_bytes: Vec<[u8; 64]> = sigs.iter().map(Signature::to_bytes).collect();
     let rate = |f: &dyn Fn()| {
@@ -165,7 +166,11 @@ fn write_path(args: &LedgerBenchArgs, dir: &std::path::Path) -> anyhow::Result<s
         let w = (i % writers.len() as u64) as usize;
         let payload: Vec<u8> = (0..args.payload).map(|_| (rng.next() % 64) as u8 + b' ').collect();
         let (Some(key), Some(author), Some(stream)) = (writers.get(w), authors.get(w), per_stream.get_mut(w % streams)) else { continue };
-        stream.push(UnsignedEntry { kind: Kind::AccessEvent, author: author.clone(), nonce: i + 1, timestamp_ms: now, payload }.sign(key, &gh)?.encode()?);
+        stream.push(
+            UnsignedEntry { kind: Kind::AccessEvent, author: author.clone(), nonce: i + 1, timestamp_ms: now, payload }
+                .sign(key, &gh)?
+                .encode()?,
+        );
     }
     let encoded_bytes: usize = per_stream.iter().flatten().map(Vec::len).sum();
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;

@@ -44,7 +44,8 @@ pub fn post_entry(node: &str, bytes: &[u8]) -> anyhow::Result<serde_json::Value>
 /// Submits a batch; returns the per-entry results.
 #[allow(dead_code)]
 pub fn post_batch(node: &str, entries: &[Vec<u8>]) -> anyhow::Result<serde_json::Value> {
-    let body = serde_json::json!({ "entries": entries.iter().map(|e| base64::engine::general_purpose::STANDARD.encode(e)).collect::<Vec<_>>() });
+    let body =
+        serde_json::json!({ "entries": entries.iter().map(|e| base64::engine::general_purpose::STANDARD.encode(e)).collect::<Vec<_>>() });
     let resp = agent().post(&url(node, "/v1/entries")).send_json(body).map_err(|e| explain(node, e))?;
     resp.into_json().with_context(|| format!("node {node} sent results that are not json"))
 }

@@ -58,7 +58,13 @@ pub fn write_chain(args: &GenesisInitArgs) -> anyhow::Result<Genesis> {
         bail!("--validators {} must be 1..=64", args.validators);
     }
     // Check what can be checked before any key file is written.
-    let probe = Genesis { format: GENESIS_FORMAT.into(), chain_id: args.chain_id.clone(), genesis_time_ms: 0, validators: vec![], params: Params::default() };
+    let probe = Genesis {
+        format: GENESIS_FORMAT.into(),
+        chain_id: args.chain_id.clone(),
+        genesis_time_ms: 0,
+        validators: vec![],
+        params: Params::default(),
+    };
     if let Err(e @ dojang_core::genesis::GenesisError::ChainId(_)) = probe.validate() {
         bail!("{e}");
     }
@@ -83,7 +89,13 @@ pub fn write_chain(args: &GenesisInitArgs) -> anyhow::Result<Genesis> {
             api_address: format!("127.0.0.1:{}", args.base_port.saturating_add(u16::from(i))),
         });
     }
-    let g = Genesis { format: GENESIS_FORMAT.into(), chain_id: args.chain_id.clone(), genesis_time_ms: now_ms(), validators, params: Params::default() };
+    let g = Genesis {
+        format: GENESIS_FORMAT.into(),
+        chain_id: args.chain_id.clone(),
+        genesis_time_ms: now_ms(),
+        validators,
+        params: Params::default(),
+    };
     g.validate().context("generated genesis is invalid")?;
     std::fs::write(&gpath, g.to_json_pretty() + "\n").with_context(|| format!("cannot write {}", gpath.display()))?;
     for (i, v) in g.validators.iter().enumerate() {
@@ -99,7 +111,8 @@ pub fn write_chain(args: &GenesisInitArgs) -> anyhow::Result<Genesis> {
             storage: StorageKind::Rocksdb,
         };
         let p = args.out.join(format!("node-{i}.toml"));
-        let text = format!("# dojangd config for validator {} ({}). Paths are relative to this file's folder.\n{}", v.id, v.name, cfg.to_toml());
+        let text =
+            format!("# dojangd config for validator {} ({}). Paths are relative to this file's folder.\n{}", v.id, v.name, cfg.to_toml());
         std::fs::write(&p, text).with_context(|| format!("cannot write {}", p.display()))?;
     }
     Ok(g)
@@ -145,18 +158,43 @@ fn demo_entries(genesis: &Genesis, writer: &SigningKey, citizen: &SigningKey) ->
     let base = now * 1000;
     let mut out = Vec::new();
     let mut push = |kind: Kind, author: &str, key: &SigningKey, n: u64, payload: serde_json::Value| -> anyhow::Result<()> {
-        let e = UnsignedEntry { kind, author: author.to_owned(), nonce: base + n, timestamp_ms: now, payload: payload.to_string().into_bytes() }.sign(key, &gh)?;
+        let e = UnsignedEntry {
+            kind,
+            author: author.to_owned(),
+            nonce: base + n,
+            timestamp_ms: now,
+            payload: payload.to_string().into_bytes(),
+        }
+        .sign(key, &gh)?;
         out.push(e.encode()?);
         Ok(())
     };
-    push(Kind::DidOperation, &c, citizen, 1, json!({"demo": "citizen registers a DID", "did": DidKey::from_verifying_key(&citizen.verifying_key()).did()}))?;
+    push(
+        Kind::DidOperation,
+        &c,
+        citizen,
+        1,
+        json!({"demo": "citizen registers a DID", "did": DidKey::from_verifying_key(&citizen.verifying_key()).did()}),
+    )?;
     for (n, doc) in ["resident-registration-extract", "family-relation-certificate", "building-register"].iter().enumerate() {
-        push(Kind::DocumentIssuance, &w, writer, 10 + n as u64, json!({"demo": "document issued", "type": doc, "commitment": blake3_hex(doc)}))?;
+        push(
+            Kind::DocumentIssuance,
+            &w,
+            writer,
+            10 + n as u64,
+            json!({"demo": "document issued", "type": doc, "commitment": blake3_hex(doc)}),
+        )?;
     }
     push(Kind::DocumentRevocation, &w, writer, 20, json!({"demo": "document revoked", "type": "building-register"}))?;
     for (n, category) in ["address", "tax", "health"].iter().cycle().take(12).enumerate() {
         let sealed = blake3_hex(&n.to_string());
-        push(Kind::AccessEvent, &w, writer, 30 + n as u64, json!({"demo": "official read personal data", "category": category, "sealed": sealed}))?;
+        push(
+            Kind::AccessEvent,
+            &w,
+            writer,
+            30 + n as u64,
+            json!({"demo": "official read personal data", "category": category, "sealed": sealed}),
+        )?;
     }
     push(Kind::TrustRegistryChange, &w, writer, 50, json!({"demo": "trusted issuer listed", "issuer": w}))?;
     push(Kind::StatusListUpdate, &w, writer, 60, json!({"demo": "status list updated", "list": 1, "bits_set": 1}))?;

@@ -185,7 +185,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let key = SigningKey::generate(&mut rand_core::OsRng);
             let kf = KeyFile::from_signing_key(&key);
             kf.write_new(&out)?;
-            emit(json, json!({ "did": kf.did, "key_id": kf.key_id, "file": out }), || format!("{}\nkey written to {}", kf.did, out.display()));
+            emit(json, json!({ "did": kf.did, "key_id": kf.key_id, "file": out }), || {
+                format!("{}\nkey written to {}", kf.did, out.display())
+            });
         }
         Cmd::Key(KeyCmd::Show { file }) => {
             let (kf, _) = KeyFile::load(&file)?;
@@ -213,7 +215,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 json,
                 json!({ "valid": true, "origin": c.origin, "size": c.size, "root": c.root, "timestamp_ms": c.timestamp_ms,
                         "signers": v.signers, "signed_power": v.signed_power, "total_power": v.total_power }),
-                || format!("checkpoint valid: {} size {} root {}\nsigned by {} ({} of {} voting power)", c.origin, c.size, c.root, v.signers.join(", "), v.signed_power, v.total_power),
+                || {
+                    format!(
+                        "checkpoint valid: {} size {} root {}\nsigned by {} ({} of {} voting power)",
+                        c.origin,
+                        c.size,
+                        c.root,
+                        v.signers.join(", "),
+                        v.signed_power,
+                        v.total_power
+                    )
+                },
             );
         }
         Cmd::Proof(ProofCmd::Verify { genesis, bundle, node, index, from, size, save, trusted }) => {
@@ -221,7 +233,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let trusted = match trusted {
                 Some(p) => {
                     let text = std::fs::read_to_string(&p).with_context(|| format!("cannot read trusted checkpoint {}", p.display()))?;
-                    Some(SignedCheckpoint::parse(&text).with_context(|| format!("trusted checkpoint {}", p.display()))?.verify(&g)?.checkpoint)
+                    Some(
+                        SignedCheckpoint::parse(&text)
+                            .with_context(|| format!("trusted checkpoint {}", p.display()))?
+                            .verify(&g)?
+                            .checkpoint,
+                    )
                 }
                 None => None,
             };
@@ -232,7 +249,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     let size_q = size.map(|s| format!("&size={s}")).unwrap_or_default();
                     let path = match (index, from) {
                         (Some(i), None) => format!("/v1/proofs/inclusion?index={i}{size_q}"),
-                        (None, Some(f)) => format!("/v1/proofs/consistency?from={f}{}", size.map(|s| format!("&to={s}")).unwrap_or_default()),
+                        (None, Some(f)) => {
+                            format!("/v1/proofs/consistency?from={f}{}", size.map(|s| format!("&to={s}")).unwrap_or_default())
+                        }
                         _ => bail!("with --node give exactly one of --index or --from"),
                     };
                     client::get_text(&n, &path)?
@@ -284,7 +303,12 @@ fn verify_bundle(g: &Genesis, text: &str, trusted: Option<&dojang_core::checkpoi
         emit(
             json,
             json!({ "valid": true, "type": "consistency", "old_size": old.checkpoint.size, "new_size": new.checkpoint.size }),
-            || format!("consistency proof valid: the tree of size {} extends the tree of size {}", new.checkpoint.size, old.checkpoint.size),
+            || {
+                format!(
+                    "consistency proof valid: the tree of size {} extends the tree of size {}",
+                    new.checkpoint.size, old.checkpoint.size
+                )
+            },
         );
     }
     Ok(())
@@ -312,9 +336,9 @@ fn submit(args: SubmitArgs, json: bool) -> anyhow::Result<()> {
     emit(json, receipt.clone(), || {
         format!(
             "committed entry {} (leaf {}) in checkpoint of size {}\nbytes: {}",
-            receipt["index"],
-            receipt["leaf_hash"].as_str().unwrap_or_default(),
-            receipt["tree_size"],
+            receipt.get("index").cloned().unwrap_or_default(),
+            receipt.get("leaf_hash").and_then(|v| v.as_str()).unwrap_or_default(),
+            receipt.get("tree_size").cloned().unwrap_or_default(),
             base64::engine::general_purpose::STANDARD.encode(&bytes).chars().take(40).collect::<String>() + "…"
         )
     });

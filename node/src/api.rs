@@ -104,10 +104,10 @@ impl IntoResponse for Problem {
     fn into_response(self) -> Response {
         let mut resp = (self.status, self.body().to_string()).into_response();
         resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
-        if let Some(s) = self.retry_after {
-            if let Ok(v) = HeaderValue::from_str(&s.to_string()) {
-                resp.headers_mut().insert(header::RETRY_AFTER, v);
-            }
+        if let Some(s) = self.retry_after
+            && let Ok(v) = HeaderValue::from_str(&s.to_string())
+        {
+            resp.headers_mut().insert(header::RETRY_AFTER, v);
         }
         resp
     }
@@ -141,7 +141,9 @@ fn ledger_problem(e: &LedgerError) -> Problem {
         LedgerError::NoSuchEntry { .. } | LedgerError::NoSuchLeaf(_) | LedgerError::NoCheckpointAt(_) => {
             Problem::new(StatusCode::NOT_FOUND, "not-found", "not found", e.to_string())
         }
-        LedgerError::SizeTooLarge { .. } | LedgerError::BadRange { .. } => Problem::new(StatusCode::BAD_REQUEST, "bad-range", "bad range", e.to_string()),
+        LedgerError::SizeTooLarge { .. } | LedgerError::BadRange { .. } => {
+            Problem::new(StatusCode::BAD_REQUEST, "bad-range", "bad range", e.to_string())
+        }
         _ => {
             tracing::error!(error = %e, "ledger read failed");
             Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error", e.to_string())
@@ -199,14 +201,18 @@ async fn submit(State(st): State<ApiState>, headers: HeaderMap, body: Result<Byt
         "application/octet-stream" => {
             let outcome = st.write.submit(vec![body.to_vec()]).await.map_err(|e| sequencer_problem(&e))?;
             match outcome.into_iter().next() {
-                Some(Ok(r)) => Ok((StatusCode::CREATED, Json(ReceiptView { index: r.index, leaf_hash: r.leaf_hash, tree_size: r.tree_size })).into_response()),
+                Some(Ok(r)) => {
+                    Ok((StatusCode::CREATED, Json(ReceiptView { index: r.index, leaf_hash: r.leaf_hash, tree_size: r.tree_size }))
+                        .into_response())
+                }
                 Some(Err(e)) => Err(admission_problem(&e)),
                 None => Err(Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error", "no outcome for the entry")),
             }
         }
         "application/json" => {
-            let req: BatchRequest = serde_json::from_slice(&body)
-                .map_err(|e| Problem::new(StatusCode::BAD_REQUEST, "bad-json", "malformed json", format!("expected {{\"entries\": [base64, …]}}: {e}")))?;
+            let req: BatchRequest = serde_json::from_slice(&body).map_err(|e| {
+                Problem::new(StatusCode::BAD_REQUEST, "bad-json", "malformed json", format!("expected {{\"entries\": [base64, …]}}: {e}"))
+            })?;
             if req.entries.len() > MAX_BATCH_ENTRIES {
                 return Err(Problem::new(
                     StatusCode::PAYLOAD_TOO_LARGE,
@@ -218,7 +224,12 @@ async fn submit(State(st): State<ApiState>, headers: HeaderMap, body: Result<Byt
             let mut decoded = Vec::with_capacity(req.entries.len());
             for (i, e) in req.entries.iter().enumerate() {
                 decoded.push(base64::engine::general_purpose::STANDARD.decode(e).map_err(|_| {
-                    Problem::new(StatusCode::BAD_REQUEST, "bad-base64", "entry is not base64", format!("entries[{i}] is not standard base64"))
+                    Problem::new(
+                        StatusCode::BAD_REQUEST,
+                        "bad-base64",
+                        "entry is not base64",
+                        format!("entries[{i}] is not standard base64"),
+                    )
                 })?);
             }
             let outcomes = st.write.submit(decoded).await.map_err(|e| sequencer_problem(&e))?;
@@ -302,7 +313,14 @@ async fn inclusion(State(st): State<ApiState>, q: Result<Query<InclusionQuery>, 
             let h = Hash::from_hex(&h).map_err(|e| Problem::new(StatusCode::BAD_REQUEST, "bad-query", "bad leaf hash", e.to_string()))?;
             st.ledger.index_of(&h).map_err(|e| ledger_problem(&e))?
         }
-        _ => return Err(Problem::new(StatusCode::BAD_REQUEST, "bad-query", "bad query parameters", "give exactly one of index or leaf_hash")),
+        _ => {
+            return Err(Problem::new(
+                StatusCode::BAD_REQUEST,
+                "bad-query",
+                "bad query parameters",
+                "give exactly one of index or leaf_hash",
+            ));
+        }
     };
     let b = st.ledger.inclusion_bundle(index, q.size).map_err(|e| ledger_problem(&e))?;
     Ok(Json(b).into_response())

@@ -70,7 +70,8 @@ impl NodeConfig {
     pub fn from_toml_file(path: &std::path::Path) -> Result<Self, ConfigError> {
         let p = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: p.clone(), source })?;
-        let mut cfg: NodeConfig = toml::from_str(&text).map_err(|e| ConfigError::Invalid { path: p, reason: e.to_string().trim().replace('\n', " ") })?;
+        let mut cfg: NodeConfig =
+            toml::from_str(&text).map_err(|e| ConfigError::Invalid { path: p, reason: e.to_string().trim().replace('\n', " ") })?;
         // Relative paths are relative to the config file, not to wherever dojangd runs.
         if let Some(base) = path.parent() {
             for f in [&mut cfg.data_dir, &mut cfg.genesis, &mut cfg.validator_key] {
@@ -92,7 +93,11 @@ impl NodeConfig {
             return Err(ConfigError::Value { key: "queue_bytes", value: self.queue_bytes.to_string(), reason: "must be 64 KiB..=4 GiB" });
         }
         if !(1024..=(256 << 20)).contains(&self.max_request_bytes) {
-            return Err(ConfigError::Value { key: "max_request_bytes", value: self.max_request_bytes.to_string(), reason: "must be 1 KiB..=256 MiB" });
+            return Err(ConfigError::Value {
+                key: "max_request_bytes",
+                value: self.max_request_bytes.to_string(),
+                reason: "must be 1 KiB..=256 MiB",
+            });
         }
         Ok(())
     }

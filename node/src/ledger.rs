@@ -97,12 +97,7 @@ impl Ledger {
     /// Opens the ledger over `store`, recovering the tree frontier from stored nodes.
     /// An empty ledger publishes a checkpoint of size 0 so readers always have one.
     pub fn open(store: Store, rules: Arc<Rules>, signer: CheckpointSigner, now_ms: u64) -> Result<Self, LedgerError> {
-        let v = rules
-            .genesis
-            .validators
-            .iter()
-            .find(|v| v.id == signer.id)
-            .ok_or_else(|| LedgerError::NotAValidator(signer.id.clone()))?;
+        let v = rules.genesis.validators.iter().find(|v| v.id == signer.id).ok_or_else(|| LedgerError::NotAValidator(signer.id.clone()))?;
         if v.consensus_verifying_key() != Some(signer.key.verifying_key()) {
             return Err(LedgerError::NotAValidator(signer.id.clone()));
         }

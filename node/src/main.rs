@@ -48,7 +48,10 @@ fn run() -> anyhow::Result<()> {
         let node = dojang_node::node::start(&cfg, Arc::new(SystemClock)).await?;
         // Tests and scripts read this line to learn the bound port.
         tracing::info!(url = %node.url(), "listening");
-        println!("dojangd listening on {}", node.url());
+        #[allow(clippy::print_stdout)]
+        {
+            println!("dojangd listening on {}", node.url());
+        }
         shutdown_signal().await;
         tracing::info!("shutting down");
         node.stop().await;

@@ -57,7 +57,12 @@ impl Metrics {
             let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}");
         };
         counter("dojang_entries_committed_total", "Entries durably committed.", "counter", self.entries_committed.load(Relaxed));
-        counter("dojang_batches_committed_total", "Group-committed batches (one WAL sync each).", "counter", self.batches_committed.load(Relaxed));
+        counter(
+            "dojang_batches_committed_total",
+            "Group-committed batches (one WAL sync each).",
+            "counter",
+            self.batches_committed.load(Relaxed),
+        );
         counter("dojang_http_requests_total", "HTTP requests answered.", "counter", self.http_requests.load(Relaxed));
         counter("dojang_http_client_errors_total", "HTTP 4xx answers.", "counter", self.http_client_errors.load(Relaxed));
         counter("dojang_http_server_errors_total", "HTTP 5xx answers.", "counter", self.http_server_errors.load(Relaxed));
@@ -67,7 +72,8 @@ impl Metrics {
             "# HELP dojang_commit_seconds_total Time spent applying and persisting batches.\n# TYPE dojang_commit_seconds_total counter\ndojang_commit_seconds_total {:.6}",
             self.commit_micros_total.load(Relaxed) as f64 / 1e6
         );
-        let _ = writeln!(s, "# HELP dojang_entries_rejected_total Entries refused, by reason.\n# TYPE dojang_entries_rejected_total counter");
+        let _ =
+            writeln!(s, "# HELP dojang_entries_rejected_total Entries refused, by reason.\n# TYPE dojang_entries_rejected_total counter");
         for (reason, n) in self.rejected.lock().unwrap_or_else(|p| p.into_inner()).iter() {
             let _ = writeln!(s, "dojang_entries_rejected_total{{reason=\"{reason}\"}} {n}");
         }

@@ -29,7 +29,9 @@ pub enum NodeError {
     UnknownValidator { id: String, path: String, known: String },
     #[error("key file {key} holds {did}, but genesis lists {expected} for validator {id:?}")]
     KeyMismatch { key: String, did: String, expected: String, id: String },
-    #[error("validator {id:?} holds {power} of {total} voting power: alone it cannot sign checkpoints with the > 2/3 quorum verifiers require, and this node has no consensus engine to gather co-signatures")]
+    #[error(
+        "validator {id:?} holds {power} of {total} voting power: alone it cannot sign checkpoints with the > 2/3 quorum verifiers require, and this node has no consensus engine to gather co-signatures"
+    )]
     NoSoloQuorum { id: String, power: u64, total: u64 },
     #[error("cannot create data directory {path}: {source}")]
     DataDir { path: String, source: std::io::Error },
@@ -58,7 +60,8 @@ pub struct NodeParts {
 pub fn assemble(cfg: &NodeConfig, clock: Arc<dyn Clock>) -> Result<(NodeParts, CommitterHandle), NodeError> {
     let gpath = cfg.genesis.display().to_string();
     let genesis_json = std::fs::read_to_string(&cfg.genesis).map_err(|source| NodeError::GenesisRead { path: gpath.clone(), source })?;
-    let genesis = Genesis::from_json(genesis_json.as_bytes()).map_err(|e| NodeError::Genesis { path: gpath.clone(), reason: e.to_string() })?;
+    let genesis =
+        Genesis::from_json(genesis_json.as_bytes()).map_err(|e| NodeError::Genesis { path: gpath.clone(), reason: e.to_string() })?;
     let (kf, key) = KeyFile::load(&cfg.validator_key)?;
     let v = genesis.validators.iter().find(|v| v.id == cfg.validator_id).ok_or_else(|| NodeError::UnknownValidator {
         id: cfg.validator_id.clone(),
@@ -134,7 +137,12 @@ pub async fn start(cfg: &NodeConfig, clock: Arc<dyn Clock>) -> Result<RunningNod
     let (parts, committer) = assemble(cfg, clock)?;
     let listener = tokio::net::TcpListener::bind(cfg.listen).await.map_err(|source| NodeError::Listen { addr: cfg.listen, source })?;
     let addr = listener.local_addr().map_err(|source| NodeError::Listen { addr: cfg.listen, source })?;
-    let state = ApiState { ledger: parts.ledger.clone(), write: parts.write.clone(), metrics: parts.metrics.clone(), genesis_json: parts.genesis_json.clone() };
+    let state = ApiState {
+        ledger: parts.ledger.clone(),
+        write: parts.write.clone(),
+        metrics: parts.metrics.clone(),
+        genesis_json: parts.genesis_json.clone(),
+    };
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(api::serve(listener, state, cfg.max_request_bytes, async {
         let _ = rx.await;

@@ -59,10 +59,10 @@ impl TreeCache {
             while levels.len() <= l {
                 levels.push(Vec::new());
             }
-            if let Some(level) = levels.get_mut(l) {
-                if level.len() as u64 == id.index {
-                    level.push(*h);
-                }
+            if let Some(level) = levels.get_mut(l)
+                && level.len() as u64 == id.index
+            {
+                level.push(*h);
             }
         }
     }
@@ -103,7 +103,6 @@ impl NodeSource for ProofSource<'_> {
         out.into_iter().map(|h| h.ok_or_else(|| NodeSourceError("unfilled node".into()))).collect()
     }
 }
-
 
 /// The tree of one store with its upper-level cache.
 #[derive(Debug)]

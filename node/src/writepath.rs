@@ -60,7 +60,7 @@ impl WritePath {
                     cands.push(c);
                     positions.push(i);
                 }
-                Err(e) => results[i] = Some(Err(e)),
+                Err(e) => set(&mut results, i, Err(e)),
             }
         }
         let this = Arc::clone(self);
@@ -73,20 +73,19 @@ impl WritePath {
                     pass.push(c);
                     pass_pos.push(i);
                 }
-                Err(e) => results[i] = Some(Err(e)),
+                Err(e) => set(&mut results, i, Err(e)),
             }
         }
         if !pass.is_empty() {
             let outcomes = self.sequencer.submit(pass).await?;
             for (o, i) in outcomes.into_iter().zip(pass_pos) {
-                results[i] = Some(o);
+                set(&mut results, i, o);
             }
         }
-        for r in results.iter().flatten() {
-            if let Err(e) = r {
-                if !matches!(e, AdmissionError::Replay { .. }) {
-                    self.metrics.reject(e.slug());
-                }
+        // Replays are counted by the committer, which is where they are detected.
+        for e in results.iter().flatten().filter_map(|r| r.as_ref().err()) {
+            if !matches!(e, AdmissionError::Replay { .. }) {
+                self.metrics.reject(e.slug());
             }
         }
         results
@@ -96,6 +95,7 @@ impl WritePath {
     }
 
     /// Batch-verifies, splitting large batches over two threads.
+    #[allow(clippy::type_complexity)]
     fn verify(&self, cands: Vec<Candidate>) -> (Vec<Candidate>, Vec<Result<(), AdmissionError>>) {
         if cands.len() < PARALLEL_VERIFY_MIN {
             let v = self.rules.verify_signatures(&cands, rand_core::OsRng);
@@ -105,9 +105,21 @@ impl WritePath {
         let (mut a, b) = std::thread::scope(|s| {
             let h = s.spawn(|| self.rules.verify_signatures(right, rand_core::OsRng));
             let a = self.rules.verify_signatures(left, rand_core::OsRng);
-            (a, h.join().unwrap_or_else(|_| vec![Err(AdmissionError::Entry(EntryError::BadSignature("verifier thread failed".into()))); right.len()]))
+            (
+                a,
+                h.join().unwrap_or_else(|_| {
+                    vec![Err(AdmissionError::Entry(EntryError::BadSignature("verifier thread failed".into()))); right.len()]
+                }),
+            )
         });
         a.extend(b);
         (cands, a)
+    }
+}
+
+/// Fills result slot `i`; every index comes from enumerating the same input.
+fn set(results: &mut [Option<Outcome>], i: usize, o: Outcome) {
+    if let Some(slot) = results.get_mut(i) {
+        *slot = Some(o);
     }
 }

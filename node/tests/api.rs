@@ -64,11 +64,17 @@ async fn start(max_request_bytes: usize) -> Env {
 }
 
 fn entry(g: &Genesis, key: &SigningKey, kind: Kind, nonce: u64, payload: &[u8]) -> Vec<u8> {
-    UnsignedEntry { kind, author: DidKey::from_verifying_key(&key.verifying_key()).key_id(), nonce, timestamp_ms: NOW, payload: payload.to_vec() }
-        .sign(key, &g.hash())
-        .unwrap()
-        .encode()
-        .unwrap()
+    UnsignedEntry {
+        kind,
+        author: DidKey::from_verifying_key(&key.verifying_key()).key_id(),
+        nonce,
+        timestamp_ms: NOW,
+        payload: payload.to_vec(),
+    }
+    .sign(key, &g.hash())
+    .unwrap()
+    .encode()
+    .unwrap()
 }
 
 struct Answer {
@@ -161,7 +167,8 @@ async fn submit_read_and_prove() {
     let b: InclusionBundle = serde_json::from_slice(&get(&env, "/v1/proofs/inclusion?index=2").await.body).unwrap();
     assert_eq!(b.verify(g).unwrap().index, 2);
     let leaf = dojang_core::entry::leaf_hash(&bytes[1]).to_hex();
-    let b: InclusionBundle = serde_json::from_slice(&get(&env, &format!("/v1/proofs/inclusion?leaf_hash={leaf}&size=3")).await.body).unwrap();
+    let b: InclusionBundle =
+        serde_json::from_slice(&get(&env, &format!("/v1/proofs/inclusion?leaf_hash={leaf}&size=3")).await.body).unwrap();
     assert_eq!((b.verify(g).unwrap().index, b.tree_size), (1, 3));
     let c: ConsistencyBundle = serde_json::from_slice(&get(&env, "/v1/proofs/consistency?from=2&to=5").await.body).unwrap();
     c.verify(g).unwrap();
@@ -236,7 +243,8 @@ async fn json_batch_reports_each_entry() {
         entry(g, &env.writer, Kind::AccessEvent, 2, b"d"),
         entry(g, &stranger, Kind::DidOperation, 1, b"e"),
     ];
-    let body = serde_json::json!({ "entries": entries.iter().map(|e| base64::engine::general_purpose::STANDARD.encode(e)).collect::<Vec<_>>() });
+    let body =
+        serde_json::json!({ "entries": entries.iter().map(|e| base64::engine::general_purpose::STANDARD.encode(e)).collect::<Vec<_>>() });
     let a = call("POST", format!("{}/v1/entries", env.node.url()), Some("application/json"), None, body.to_string().into_bytes()).await;
     assert_eq!(a.status, 200, "{}", a.text());
     let r = a.json();

@@ -16,7 +16,8 @@ fn dojang(args: &[&str]) -> Output {
 fn ok_json(args: &[&str]) -> serde_json::Value {
     let out = dojang(args);
     assert!(out.status.success(), "dojang {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("dojang {args:?} printed non-json ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("dojang {args:?} printed non-json ({e}): {}", String::from_utf8_lossy(&out.stdout)))
 }
 
 /// Asserts a failure with exactly one line on stderr that mentions `needle`.
@@ -107,11 +108,31 @@ fn submit_reports_node_refusals_in_one_line() {
     let tmp = tempfile::tempdir().unwrap();
     let stranger = tmp.path().join("s.key");
     ok_json(&["--json", "key", "new", "--out", stranger.to_str().unwrap()]);
-    fails_with(&["submit", "--node", &d.url, "--key", stranger.to_str().unwrap(), "--kind", "access-event/v1", "--payload", "x"], "not authorised");
-    fails_with(&["submit", "--node", &d.url, "--key", stranger.to_str().unwrap(), "--kind", "bogus", "--payload", "x"], "unknown kind \"bogus\"");
-    let r = ok_json(&["--json", "submit", "--node", &d.url, "--key", stranger.to_str().unwrap(), "--kind", "did-operation/v1", "--payload", "x"]);
+    fails_with(
+        &["submit", "--node", &d.url, "--key", stranger.to_str().unwrap(), "--kind", "access-event/v1", "--payload", "x"],
+        "not authorised",
+    );
+    fails_with(
+        &["submit", "--node", &d.url, "--key", stranger.to_str().unwrap(), "--kind", "bogus", "--payload", "x"],
+        "unknown kind \"bogus\"",
+    );
+    let r = ok_json(&[
+        "--json",
+        "submit",
+        "--node",
+        &d.url,
+        "--key",
+        stranger.to_str().unwrap(),
+        "--kind",
+        "did-operation/v1",
+        "--payload",
+        "x",
+    ]);
     assert_eq!(r["index"], 0);
-    fails_with(&["submit", "--node", "http://127.0.0.1:9", "--key", stranger.to_str().unwrap(), "--kind", "did-operation/v1", "--payload", "x"], "cannot reach node");
+    fails_with(
+        &["submit", "--node", "http://127.0.0.1:9", "--key", stranger.to_str().unwrap(), "--kind", "did-operation/v1", "--payload", "x"],
+        "cannot reach node",
+    );
 }
 
 #[test]

@@ -34,7 +34,8 @@ fn kill_9_mid_batch_loses_no_acknowledged_entry() {
             handles.push(std::thread::spawn(move || {
                 while !stop.load(Ordering::SeqCst) {
                     let first = nonces[c].load(Ordering::SeqCst);
-                    let batch: Vec<Vec<u8>> = (first..first + BATCH).map(|n| chain.entry(c, n, format!("client {c} nonce {n}").as_bytes())).collect();
+                    let batch: Vec<Vec<u8>> =
+                        (first..first + BATCH).map(|n| chain.entry(c, n, format!("client {c} nonce {n}").as_bytes())).collect();
                     // Nonces are consumed whether or not the batch lands: a resubmission
                     // after a crash must not collide with an entry that did commit.
                     nonces[c].store(first + BATCH, Ordering::SeqCst);
@@ -84,7 +85,8 @@ fn kill_9_mid_batch_loses_no_acknowledged_entry() {
             if from == 0 || from == v.checkpoint.size {
                 continue;
             }
-            let b: ConsistencyBundle = serde_json::from_str(&daemon.get_text(&format!("/v1/proofs/consistency?from={from}&to={}", v.checkpoint.size))).unwrap();
+            let b: ConsistencyBundle =
+                serde_json::from_str(&daemon.get_text(&format!("/v1/proofs/consistency?from={from}&to={}", v.checkpoint.size))).unwrap();
             assert_eq!(b.old_checkpoint, old.to_text(), "round {round}: checkpoint at size {from} changed");
             b.verify(&chain.genesis).unwrap_or_else(|e| panic!("round {round}: size {from} -> {}: {e}", v.checkpoint.size));
         }

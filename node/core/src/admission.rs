@@ -152,10 +152,10 @@ impl NonceTracker {
     /// On success the nonce is recorded as the author's latest.
     pub fn check_and_record(&mut self, entry: &Entry, committed: Option<u64>) -> Result<(), AdmissionError> {
         let last = self.pending.get(&entry.author).copied().or(committed);
-        if let Some(last) = last {
-            if entry.nonce <= last {
-                return Err(AdmissionError::Replay { author: entry.author.clone(), nonce: entry.nonce, last });
-            }
+        if let Some(last) = last
+            && entry.nonce <= last
+        {
+            return Err(AdmissionError::Replay { author: entry.author.clone(), nonce: entry.nonce, last });
         }
         self.pending.insert(entry.author.clone(), entry.nonce);
         Ok(())
@@ -183,11 +183,17 @@ mod tests {
     const NOW: u64 = 1_780_000_000_000;
 
     fn make(rules: &Rules, k: &SigningKey, kind: Kind, nonce: u64, ts: u64) -> Vec<u8> {
-        UnsignedEntry { kind, author: DidKey::from_verifying_key(&k.verifying_key()).key_id(), nonce, timestamp_ms: ts, payload: vec![1, 2, 3] }
-            .sign(k, &rules.genesis_hash)
-            .unwrap()
-            .encode()
-            .unwrap()
+        UnsignedEntry {
+            kind,
+            author: DidKey::from_verifying_key(&k.verifying_key()).key_id(),
+            nonce,
+            timestamp_ms: ts,
+            payload: vec![1, 2, 3],
+        }
+        .sign(k, &rules.genesis_hash)
+        .unwrap()
+        .encode()
+        .unwrap()
     }
 
     #[test]
@@ -218,9 +224,8 @@ mod tests {
     fn batch_verification_isolates_the_bad_entry() {
         let (g, keys) = sample_genesis(1);
         let rules = Rules::new(g);
-        let mut cands: Vec<Candidate> = (1..=8)
-            .map(|n| rules.decode(make(&rules, &keys[0], Kind::AccessEvent, n, NOW), NOW, entry::author_key).unwrap())
-            .collect();
+        let mut cands: Vec<Candidate> =
+            (1..=8).map(|n| rules.decode(make(&rules, &keys[0], Kind::AccessEvent, n, NOW), NOW, entry::author_key).unwrap()).collect();
         assert!(rules.verify_signatures(&cands, crate::testing::TestRng(1)).iter().all(Result::is_ok));
         cands[5].entry.signature[0] ^= 1;
         let res = rules.verify_signatures(&cands, crate::testing::TestRng(2));

@@ -52,7 +52,9 @@ pub enum BundleError {
     Proof(#[from] VerifyError),
     #[error("leaf hash {claimed} does not match the entry bytes, which hash to {actual}")]
     LeafHash { claimed: Hash, actual: Hash },
-    #[error("the served tree at size {size} has root {served}, but the trusted checkpoint has root {trusted}: the history was rewritten or forked")]
+    #[error(
+        "the served tree at size {size} has root {served}, but the trusted checkpoint has root {trusted}: the history was rewritten or forked"
+    )]
     Fork { size: u64, served: Hash, trusted: Hash },
     #[error("bundle is for tree size {bundle}, but its checkpoint has size {checkpoint}")]
     SizeMismatch { bundle: u64, checkpoint: u64 },
@@ -115,7 +117,11 @@ impl ConsistencyBundle {
     /// checkpoint the verifier saved earlier (same size, same root): this is what detects a
     /// node that rewrote history, since a rewritten log can still carry a valid quorum of
     /// signatures only if a quorum of validators signed both histories.
-    pub fn verify_extends(&self, genesis: &Genesis, trusted: &crate::checkpoint::Checkpoint) -> Result<(VerifiedCheckpoint, VerifiedCheckpoint), BundleError> {
+    pub fn verify_extends(
+        &self,
+        genesis: &Genesis,
+        trusted: &crate::checkpoint::Checkpoint,
+    ) -> Result<(VerifiedCheckpoint, VerifiedCheckpoint), BundleError> {
         let (old, new) = self.verify(genesis)?;
         if old.checkpoint.size != trusted.size {
             return Err(BundleError::SizeMismatch { bundle: old.checkpoint.size, checkpoint: trusted.size });
@@ -156,18 +162,31 @@ mod tests {
         let mut checkpoints = Vec::new();
         let mut new_nodes = Vec::new();
         for i in 0..n {
-            let e = UnsignedEntry { kind: Kind::AccessEvent, author: author.clone(), nonce: i + 1, timestamp_ms: i, payload: i.to_be_bytes().to_vec() }
-                .sign(&keys[0], &gh)
-                .unwrap()
-                .encode()
-                .unwrap();
+            let e = UnsignedEntry {
+                kind: Kind::AccessEvent,
+                author: author.clone(),
+                nonce: i + 1,
+                timestamp_ms: i,
+                payload: i.to_be_bytes().to_vec(),
+            }
+            .sign(&keys[0], &gh)
+            .unwrap()
+            .encode()
+            .unwrap();
             new_nodes.clear();
             frontier.append::<Blake3Hasher>(Blake3Hasher::hash_leaf(&e), &mut new_nodes);
             for (id, h) in new_nodes.drain(..) {
                 nodes.insert(id, h);
             }
             entries.push(e);
-            let cp = Checkpoint { origin: genesis.origin(), size: frontier.size(), root: frontier.root::<Blake3Hasher>(), genesis_hash: gh, timestamp_ms: i, extensions: vec![] };
+            let cp = Checkpoint {
+                origin: genesis.origin(),
+                size: frontier.size(),
+                root: frontier.root::<Blake3Hasher>(),
+                genesis_hash: gh,
+                timestamp_ms: i,
+                extensions: vec![],
+            };
             let mut s = SignedCheckpoint::new(cp);
             s.add_signature(s.checkpoint.sign("agency-0", &keys[0]));
             checkpoints.push(s);

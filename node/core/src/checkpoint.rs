@@ -95,7 +95,7 @@ pub fn key_hash(name: &str, key: &VerifyingKey) -> [u8; 4] {
     h.update(b"\n");
     h.update([ED25519_SIG_TYPE]);
     h.update(key.as_bytes());
-    let d = h.finalize();
+    let d: [u8; 32] = h.finalize().into();
     [d[0], d[1], d[2], d[3]]
 }
 
@@ -136,10 +136,7 @@ impl Checkpoint {
                 }
                 Hash::from_hex(h).map_err(|_| malformed(format!("genesis hash {h:?} is not 64 hex characters")))
             })?;
-        let time = lines
-            .next()
-            .and_then(|l| l.strip_prefix("time "))
-            .ok_or_else(|| malformed("missing 'time <ms>' extension line"))?;
+        let time = lines.next().and_then(|l| l.strip_prefix("time ")).ok_or_else(|| malformed("missing 'time <ms>' extension line"))?;
         let timestamp_ms = canonical_u64(time).ok_or_else(|| malformed(format!("time {time:?} is not a canonical decimal")))?;
         let mut extensions = Vec::new();
         for l in lines {
@@ -170,12 +167,13 @@ impl NoteSignature {
     }
 
     fn parse_line(line: &str) -> Result<NoteSignature, CheckpointError> {
-        let rest = line.strip_prefix(SIG_PREFIX).ok_or_else(|| malformed(format!("signature line {line:?} does not start with an em dash")))?;
+        let rest =
+            line.strip_prefix(SIG_PREFIX).ok_or_else(|| malformed(format!("signature line {line:?} does not start with an em dash")))?;
         let (name, b64) = rest.split_once(' ').ok_or_else(|| malformed(format!("signature line {line:?} has no signature")))?;
-        let blob = base64::engine::general_purpose::STANDARD
-            .decode(b64)
-            .map_err(|_| malformed(format!("signature of {name:?} is not base64")))?;
-        let key_hash: [u8; 4] = blob.get(..4).and_then(|s| s.try_into().ok()).ok_or_else(|| malformed(format!("signature of {name:?} is too short")))?;
+        let blob =
+            base64::engine::general_purpose::STANDARD.decode(b64).map_err(|_| malformed(format!("signature of {name:?} is not base64")))?;
+        let key_hash: [u8; 4] =
+            blob.get(..4).and_then(|s| s.try_into().ok()).ok_or_else(|| malformed(format!("signature of {name:?} is too short")))?;
         // Other signature types (longer blobs) are skipped by the verifier, per signed-note;
         // keep them parseable but give them an all-zero signature that never verifies.
         let signature: [u8; 64] = blob.get(4..).and_then(|s| s.try_into().ok()).unwrap_or([0u8; 64]);

@@ -115,10 +115,7 @@ impl DidKey {
         }
         let msid = method_specific_id(did)?;
         if msid.contains(['#', '?', '/']) {
-            return Err(DidKeyError::invalid_did(
-                did,
-                "a did url (path, query or fragment) is not a did; key ids go through parse_key_id",
-            ));
+            return Err(DidKeyError::invalid_did(did, "a did url (path, query or fragment) is not a did; key ids go through parse_key_id"));
         }
         decode_method_specific_id(msid)
     }
@@ -128,10 +125,7 @@ impl DidKey {
     /// refused here; see [`DidKey::dereference`] for looking up either method.
     pub fn parse_key_id(did_url: &str) -> Result<Self, DidKeyError> {
         if did_url.len() > MAX_DID_LEN {
-            return Err(DidKeyError::invalid_did_url(
-                did_url,
-                format!("longer than {MAX_DID_LEN} bytes ({})", did_url.len()),
-            ));
+            return Err(DidKeyError::invalid_did_url(did_url, format!("longer than {MAX_DID_LEN} bytes ({})", did_url.len())));
         }
         let Some((did, fragment)) = did_url.split_once('#') else {
             return Err(DidKeyError::invalid_did_url(did_url, "missing '#' fragment naming the key"));
@@ -143,10 +137,7 @@ impl DidKey {
         let key = Self::parse(did)?;
         let expected = key.multibase();
         if fragment != expected {
-            return Err(DidKeyError::invalid_did_url(
-                did_url,
-                format!("fragment must equal the method-specific id {expected:?}"),
-            ));
+            return Err(DidKeyError::invalid_did_url(did_url, format!("fragment must equal the method-specific id {expected:?}")));
         }
         Ok(key)
     }
@@ -320,9 +311,7 @@ pub enum DidKeyError {
 
     /// Any other multicodec: a did:key type Dojang does not accept (secp256k1, P-256, ...)
     /// or not a key codec at all.
-    #[error(
-        "unsupported public key type: multicodec {codec:#x} ({codec_name}); dojang accepts only ed25519-pub (0xed)"
-    )]
+    #[error("unsupported public key type: multicodec {codec:#x} ({codec_name}); dojang accepts only ed25519-pub (0xed)")]
     UnsupportedPublicKeyType { codec: u64, codec_name: &'static str },
 }
 
@@ -331,9 +320,7 @@ impl DidKeyError {
     /// DID Core 1.0 resolution registry.
     pub fn code(&self) -> &'static str {
         match self {
-            DidKeyError::InvalidDid { .. }
-            | DidKeyError::InvalidMultibase { .. }
-            | DidKeyError::InvalidMulticodec { .. } => "invalidDid",
+            DidKeyError::InvalidDid { .. } | DidKeyError::InvalidMultibase { .. } | DidKeyError::InvalidMulticodec { .. } => "invalidDid",
             DidKeyError::InvalidDidUrl { .. } => "invalidDidUrl",
             DidKeyError::MethodNotSupported { .. } => "methodNotSupported",
             DidKeyError::InvalidPublicKeyLength { .. } => "invalidPublicKeyLength",
@@ -389,8 +376,7 @@ fn method_specific_id(did: &str) -> Result<&str, DidKeyError> {
         // The spec allows "did:key:<version>:<mb>" with a positive-integer version. Dojang
         // refuses every version component so that one key has exactly one DID string
         // (identities are compared as strings across the ledger); §8.
-        let positive =
-            !version.is_empty() && version.bytes().all(|b| b.is_ascii_digit()) && version.bytes().any(|b| b != b'0');
+        let positive = !version.is_empty() && version.bytes().all(|b| b.is_ascii_digit()) && version.bytes().any(|b| b != b'0');
         let reason = if positive {
             "version component not accepted: dojang uses only the canonical form did:key:<multibase>"
         } else {
@@ -427,8 +413,7 @@ fn decode_method_specific_id(msid: &str) -> Result<DidKey, DidKeyError> {
 
 /// The §3 point checks on 32 raw bytes.
 fn checked_ed25519_key(bytes: &[u8; KEY_LEN]) -> Result<VerifyingKey, DidKeyError> {
-    let bad =
-        |reason| DidKeyError::InvalidPublicKey { multibase: multicodec_multibase(ED25519_PUB_PREFIX, bytes), reason };
+    let bad = |reason| DidKeyError::InvalidPublicKey { multibase: multicodec_multibase(ED25519_PUB_PREFIX, bytes), reason };
     let key = VerifyingKey::from_bytes(bytes).map_err(|_| bad("not a point on edwards25519"))?;
     // Decompression accepts a few non-canonical encodings (y >= p, or x = 0 with the sign
     // bit set); re-compressing exposes them. Refusing them keeps one DID per key.
@@ -479,9 +464,7 @@ pub fn multibase_decode_base58btc(s: &str) -> Result<Vec<u8>, DidKeyError> {
         bs58::decode::Error::InvalidCharacter { character, index } => {
             bad(format!("invalid base58btc character {character:?} at index {}", index.saturating_add(1)))
         }
-        bs58::decode::Error::NonAsciiCharacter { index } => {
-            bad(format!("non-ascii character at index {}", index.saturating_add(1)))
-        }
+        bs58::decode::Error::NonAsciiCharacter { index } => bad(format!("non-ascii character at index {}", index.saturating_add(1))),
         _ => bad("not base58btc".into()),
     })
 }
@@ -783,12 +766,8 @@ mod tests {
     #[test]
     fn multicodec_table() {
         let table = String::from_utf8(read_vector("multiformats/multicodec/table.csv")).unwrap();
-        let rows: Vec<Vec<&str>> = table
-            .lines()
-            .skip(1)
-            .map(|l| l.split(',').map(str::trim).collect())
-            .filter(|r: &Vec<&str>| r.len() >= 3)
-            .collect();
+        let rows: Vec<Vec<&str>> =
+            table.lines().skip(1).map(|l| l.split(',').map(str::trim).collect()).filter(|r: &Vec<&str>| r.len() >= 3).collect();
         let code_of_name = |name: &str| {
             let row = rows.iter().find(|r| r[0] == name).unwrap_or_else(|| panic!("{name} missing"));
             u64::from_str_radix(row[2].trim_start_matches("0x"), 16).unwrap()

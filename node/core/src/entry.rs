@@ -217,9 +217,7 @@ impl Entry {
         if author_len > MAX_AUTHOR_LEN {
             return Err(EntryError::AuthorTooLong { len: author_len });
         }
-        let author = std::str::from_utf8(r.take(author_len)?)
-            .map_err(|_| EntryError::AuthorNotUtf8)?
-            .to_owned();
+        let author = std::str::from_utf8(r.take(author_len)?).map_err(|_| EntryError::AuthorNotUtf8)?.to_owned();
         let nonce = r.u64()?;
         let timestamp_ms = r.u64()?;
         let payload_len = r.u32()? as usize;
@@ -259,8 +257,7 @@ pub fn author_key(author: &str) -> Result<VerifyingKey, EntryError> {
     if !author.starts_with("did:key:") {
         return Err(EntryError::UnsupportedAuthor(truncate(author)));
     }
-    let did = DidKey::parse_key_id(author)
-        .map_err(|e| EntryError::InvalidAuthor { author: truncate(author), reason: e.to_string() })?;
+    let did = DidKey::parse_key_id(author).map_err(|e| EntryError::InvalidAuthor { author: truncate(author), reason: e.to_string() })?;
     let key = did.verifying_key();
     if key.is_weak() {
         return Err(EntryError::InvalidAuthor { author: truncate(author), reason: "weak (small-order) public key".into() });
@@ -349,10 +346,7 @@ mod tests {
         let enc = e.encode().unwrap();
         let golden = include_str!("../testdata/entry-v1.hex").trim();
         assert_eq!(hex::encode(&enc), golden, "entry encoding changed: update specs/ledger.md and the golden file together");
-        assert_eq!(
-            leaf_hash(&enc).to_hex(),
-            include_str!("../testdata/entry-v1.leaf").trim(),
-        );
+        assert_eq!(leaf_hash(&enc).to_hex(), include_str!("../testdata/entry-v1.leaf").trim(),);
         assert_eq!(Entry::decode(&hex::decode(golden).unwrap()).unwrap(), e);
     }
 

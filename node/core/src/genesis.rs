@@ -152,7 +152,10 @@ impl Genesis {
             let did_ok = v.did.len() <= 512
                 && v.did.split(':').count() >= 3
                 && v.did.starts_with("did:")
-                && v.did.split(':').nth(1).is_some_and(|m| !m.is_empty() && m.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()))
+                && v.did
+                    .split(':')
+                    .nth(1)
+                    .is_some_and(|m| !m.is_empty() && m.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()))
                 && !v.did.ends_with(':');
             if !did_ok || (v.did.starts_with("did:key:") && DidKey::parse(&v.did).is_err()) {
                 return Err(GenesisError::AgencyDid { id: v.id.clone(), did: v.did.chars().take(120).collect() });
@@ -172,11 +175,7 @@ impl Genesis {
                 return Err(GenesisError::DuplicateKey(v.consensus_key.clone()));
             }
             for w in &v.writer_keys {
-                DidKey::parse_key_id(w).map_err(|e| GenesisError::WriterKey {
-                    id: v.id.clone(),
-                    key: w.clone(),
-                    reason: e.to_string(),
-                })?;
+                DidKey::parse_key_id(w).map_err(|e| GenesisError::WriterKey { id: v.id.clone(), key: w.clone(), reason: e.to_string() })?;
             }
             if v.voting_power == 0 {
                 return Err(GenesisError::ZeroPower(v.id.clone()));

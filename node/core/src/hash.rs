@@ -28,9 +28,7 @@ impl Hash {
     /// Parses standard padded base64 (the checkpoint form).
     pub fn from_base64(s: &str) -> Result<Self, HashParseError> {
         use base64::Engine as _;
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(s)
-            .map_err(|_| HashParseError(s.chars().take(80).collect()))?;
+        let bytes = base64::engine::general_purpose::STANDARD.decode(s).map_err(|_| HashParseError(s.chars().take(80).collect()))?;
         let arr: [u8; 32] = bytes.try_into().map_err(|_| HashParseError(s.chars().take(80).collect()))?;
         Ok(Hash(arr))
     }

@@ -128,11 +128,7 @@ pub enum ProofError {
     InvalidSizes { old: u64, new: u64 },
     /// A frontier's peaks are one per set bit of its size.
     #[error("a tree of size {size} has {expected} peaks, got {got}")]
-    FrontierMismatch {
-        size: u64,
-        expected: u32,
-        got: usize,
-    },
+    FrontierMismatch { size: u64, expected: u32, got: usize },
     /// A leaf range that does not split into aligned complete subtrees. The RFC recursion
     /// never asks for one; this reports a bug instead of reading a wrong node.
     #[error("leaf range [{start}, {end}) does not decompose into stored complete subtrees")]
@@ -164,11 +160,7 @@ pub enum VerifyError {
     NewRootMismatch { computed: Hash, expected: Hash },
     /// Two trees of the same size must be the same tree.
     #[error("trees of equal size {size} have different roots {old_root} and {new_root}")]
-    EqualSizeRootsDiffer {
-        size: u64,
-        old_root: Hash,
-        new_root: Hash,
-    },
+    EqualSizeRootsDiffer { size: u64, old_root: Hash, new_root: Hash },
 }
 
 /// The right edge of the tree: roots of the perfect subtrees, largest first
@@ -204,11 +196,7 @@ impl Frontier {
     pub fn from_parts(size: u64, peaks: Vec<Hash>) -> Result<Self, ProofError> {
         let expected = size.count_ones();
         if u32::try_from(peaks.len()).ok() != Some(expected) {
-            return Err(ProofError::FrontierMismatch {
-                size,
-                expected,
-                got: peaks.len(),
-            });
+            return Err(ProofError::FrontierMismatch { size, expected, got: peaks.len() });
         }
         Ok(Self { size, peaks })
     }
@@ -222,10 +210,7 @@ impl Frontier {
         for level in (0..u64::BITS).rev() {
             let width = 1u64 << level;
             if size & width != 0 {
-                peaks.push(src.node(NodeId {
-                    level: level as u8,
-                    index: start >> level,
-                })?);
+                peaks.push(src.node(NodeId { level: level as u8, index: start >> level })?);
                 // `start` only holds higher bits of `size`, so adding this bit is an OR: it
                 // cannot overflow.
                 start |= width;
@@ -260,13 +245,7 @@ impl Frontier {
             };
             hash = H::hash_children(&left, &hash);
             level = level.saturating_add(1);
-            new_nodes.push((
-                NodeId {
-                    level,
-                    index: index >> level,
-                },
-                hash,
-            ));
+            new_nodes.push((NodeId { level, index: index >> level }, hash));
         }
         self.peaks.push(hash);
         self.size = new_size;
@@ -358,11 +337,7 @@ fn range_roots<H: TreeHasher>(src: &impl NodeSource, ranges: &[(u64, u64)]) -> R
 /// walk descends into the half holding the leaf; the path is that list bottom-up. Once the
 /// walk enters a left half everything below is perfect, so at most one sibling (a partial
 /// right edge) costs more than one read: O(log n) reads in all.
-pub fn inclusion_proof<H: TreeHasher>(
-    src: &impl NodeSource,
-    index: u64,
-    size: u64,
-) -> Result<Vec<Hash>, ProofError> {
+pub fn inclusion_proof<H: TreeHasher>(src: &impl NodeSource, index: u64, size: u64) -> Result<Vec<Hash>, ProofError> {
     if index >= size {
         return Err(ProofError::IndexOutOfRange { index, size });
     }
@@ -390,16 +365,9 @@ pub fn inclusion_proof<H: TreeHasher>(
 /// old tree does not reach into; at the bottom the old tree's own subtree is recorded unless
 /// it is the whole old tree (b still true). As for inclusion, at most one recorded range is
 /// a partial right edge, so the cost is O(log n) reads.
-pub fn consistency_proof<H: TreeHasher>(
-    src: &impl NodeSource,
-    old_size: u64,
-    new_size: u64,
-) -> Result<Vec<Hash>, ProofError> {
+pub fn consistency_proof<H: TreeHasher>(src: &impl NodeSource, old_size: u64, new_size: u64) -> Result<Vec<Hash>, ProofError> {
     if old_size == 0 || old_size > new_size {
-        return Err(ProofError::InvalidSizes {
-            old: old_size,
-            new: new_size,
-        });
+        return Err(ProofError::InvalidSizes { old: old_size, new: new_size });
     }
     let mut proof: Vec<(u64, u64)> = Vec::with_capacity(consistency_proof_len(old_size, new_size));
     // Current range [start, end) of the new tree; the old tree covers its first `m` leaves.
@@ -462,13 +430,7 @@ fn consistency_proof_len(old: u64, new: u64) -> usize {
 }
 
 /// RFC 9162 §2.1.3.2 verification.
-pub fn verify_inclusion<H: TreeHasher>(
-    leaf_hash: &Hash,
-    index: u64,
-    size: u64,
-    proof: &[Hash],
-    root: &Hash,
-) -> Result<(), VerifyError> {
+pub fn verify_inclusion<H: TreeHasher>(leaf_hash: &Hash, index: u64, size: u64, proof: &[Hash], root: &Hash) -> Result<(), VerifyError> {
     // Step 1: the leaf must be in the tree.
     if index >= size {
         return Err(VerifyError::IndexOutOfRange { index, size });
@@ -477,15 +439,9 @@ pub fn verify_inclusion<H: TreeHasher>(
     // precise error (the RFC loop would also reject it, less informatively).
     let expected = inclusion_proof_len(index, size);
     if proof.len() != expected {
-        return Err(VerifyError::WrongProofLength {
-            expected,
-            got: proof.len(),
-        });
+        return Err(VerifyError::WrongProofLength { expected, got: proof.len() });
     }
-    let wrong_len = VerifyError::WrongProofLength {
-        expected,
-        got: proof.len(),
-    };
+    let wrong_len = VerifyError::WrongProofLength { expected, got: proof.len() };
     // Step 2-4: fn walks the leaf's position, sn the last leaf's, up the tree.
     let (mut fnode, mut snode) = (index, size - 1);
     let mut r = *leaf_hash;
@@ -512,10 +468,7 @@ pub fn verify_inclusion<H: TreeHasher>(
         return Err(wrong_len);
     }
     if r != *root {
-        return Err(VerifyError::RootMismatch {
-            computed: r,
-            expected: *root,
-        });
+        return Err(VerifyError::RootMismatch { computed: r, expected: *root });
     }
     Ok(())
 }
@@ -534,38 +487,22 @@ pub fn verify_consistency<H: TreeHasher>(
     proof: &[Hash],
 ) -> Result<(), VerifyError> {
     if old_size == 0 || old_size > new_size {
-        return Err(VerifyError::InvalidSizes {
-            old: old_size,
-            new: new_size,
-        });
+        return Err(VerifyError::InvalidSizes { old: old_size, new: new_size });
     }
     if old_size == new_size {
         if !proof.is_empty() {
-            return Err(VerifyError::WrongProofLength {
-                expected: 0,
-                got: proof.len(),
-            });
+            return Err(VerifyError::WrongProofLength { expected: 0, got: proof.len() });
         }
         if old_root != new_root {
-            return Err(VerifyError::EqualSizeRootsDiffer {
-                size: old_size,
-                old_root: *old_root,
-                new_root: *new_root,
-            });
+            return Err(VerifyError::EqualSizeRootsDiffer { size: old_size, old_root: *old_root, new_root: *new_root });
         }
         return Ok(());
     }
     let expected = consistency_proof_len(old_size, new_size);
     if proof.len() != expected {
-        return Err(VerifyError::WrongProofLength {
-            expected,
-            got: proof.len(),
-        });
+        return Err(VerifyError::WrongProofLength { expected, got: proof.len() });
     }
-    let wrong_len = VerifyError::WrongProofLength {
-        expected,
-        got: proof.len(),
-    };
+    let wrong_len = VerifyError::WrongProofLength { expected, got: proof.len() };
     // Steps 1-2: a power-of-two old tree is a single complete subtree whose root the
     // verifier holds, so it is the seed; otherwise the proof's first hash is.
     let (seed, rest) = if old_size.is_power_of_two() {
@@ -606,16 +543,10 @@ pub fn verify_consistency<H: TreeHasher>(
         return Err(wrong_len);
     }
     if fr != *old_root {
-        return Err(VerifyError::OldRootMismatch {
-            computed: fr,
-            expected: *old_root,
-        });
+        return Err(VerifyError::OldRootMismatch { computed: fr, expected: *old_root });
     }
     if sr != *new_root {
-        return Err(VerifyError::NewRootMismatch {
-            computed: sr,
-            expected: *new_root,
-        });
+        return Err(VerifyError::NewRootMismatch { computed: sr, expected: *new_root });
     }
     Ok(())
 }
@@ -650,10 +581,7 @@ impl MemoryNodes {
             self.levels.resize_with(level + 1, Vec::new);
         }
         let Some(row) = self.levels.get_mut(level) else {
-            return Err(NodeSourceError(format!(
-                "level {} could not be created",
-                id.level
-            )));
+            return Err(NodeSourceError(format!("level {} could not be created", id.level)));
         };
         let len = row.len() as u64;
         if id.index < len {
@@ -674,9 +602,7 @@ impl MemoryNodes {
 
     /// Number of nodes stored at `level` (for level 0: the number of leaves).
     pub fn len_level(&self, level: u8) -> u64 {
-        self.levels
-            .get(usize::from(level))
-            .map_or(0, |row| row.len() as u64)
+        self.levels.get(usize::from(level)).map_or(0, |row| row.len() as u64)
     }
 }
 
@@ -686,23 +612,13 @@ impl NodeSource for MemoryNodes {
             .ok()
             .and_then(|i| self.levels.get(usize::from(id.level))?.get(i))
             .copied()
-            .ok_or_else(|| {
-                NodeSourceError(format!(
-                    "node at level {} index {} is not stored",
-                    id.level, id.index
-                ))
-            })
+            .ok_or_else(|| NodeSourceError(format!("node at level {} index {} is not stored", id.level, id.index)))
     }
 }
 
 #[cfg(test)]
 mod tests {
-    #![allow(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::indexing_slicing,
-        clippy::panic
-    )]
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
     use super::*;
     use crate::testing::{read_vector, vectors_dir};
@@ -742,9 +658,7 @@ mod tests {
     }
 
     fn blake3_leaves(n: u64) -> Vec<Hash> {
-        (0..n)
-            .map(|i| B::hash_leaf(format!("leaf-{i}").as_bytes()))
-            .collect()
+        (0..n).map(|i| B::hash_leaf(format!("leaf-{i}").as_bytes())).collect()
     }
 
     // ---- Naive RFC 9162 §2.1 reference implementations, written straight from the recursive
@@ -792,11 +706,7 @@ mod tests {
     fn naive_subproof<H: TreeHasher>(m: usize, d: &[Hash], b: bool) -> Vec<Hash> {
         let n = d.len();
         if m == n {
-            return if b {
-                Vec::new()
-            } else {
-                vec![naive_mth::<H>(d)]
-            };
+            return if b { Vec::new() } else { vec![naive_mth::<H>(d)] };
         }
         let k = naive_k(n);
         let mut p;
@@ -820,10 +730,7 @@ mod tests {
             out.push((format!("bit {bit} flipped in hash {j}"), p));
         }
         if !proof.is_empty() {
-            out.push((
-                "last hash dropped".into(),
-                proof[..proof.len() - 1].to_vec(),
-            ));
+            out.push(("last hash dropped".into(), proof[..proof.len() - 1].to_vec()));
             out.push(("first hash dropped".into(), proof[1..].to_vec()));
         }
         let mut p = proof.to_vec();
@@ -853,29 +760,18 @@ mod tests {
                 let below = by_level[l - 1];
                 by_level.push(B::hash_children(&below, &below));
             }
-            Self {
-                size,
-                by_level,
-                reads: Cell::new(0),
-            }
+            Self { size, by_level, reads: Cell::new(0) }
         }
     }
 
     impl NodeSource for UniformSource {
         fn node(&self, id: NodeId) -> Result<Hash, NodeSourceError> {
             self.reads.set(self.reads.get() + 1);
-            let end = id
-                .index
-                .checked_add(1)
-                .and_then(|i| i.checked_shl(u32::from(id.level)));
+            let end = id.index.checked_add(1).and_then(|i| i.checked_shl(u32::from(id.level)));
             // (index + 1) << level must not overflow and must stay within the tree.
-            let fits = id.level < 64
-                && end.is_some_and(|e| e != 0 && (e >> id.level) == id.index + 1 && e <= self.size);
+            let fits = id.level < 64 && end.is_some_and(|e| e != 0 && (e >> id.level) == id.index + 1 && e <= self.size);
             if !fits {
-                return Err(NodeSourceError(format!(
-                    "{id:?} is not a complete node of a tree of {}",
-                    self.size
-                )));
+                return Err(NodeSourceError(format!("{id:?} is not a complete node of a tree of {}", self.size)));
             }
             Ok(self.by_level[usize::from(id.level)])
         }
@@ -912,39 +808,17 @@ mod tests {
     }
 
     fn reference() -> Reference {
-        let v: serde_json::Value =
-            serde_json::from_slice(&read_vector("merkle-rfc6962/reference-tree.json")).unwrap();
-        let hashes = |v: &serde_json::Value| -> Vec<Hash> {
-            v.as_array()
-                .unwrap()
-                .iter()
-                .map(|x| h(x.as_str().unwrap()))
-                .collect()
-        };
+        let v: serde_json::Value = serde_json::from_slice(&read_vector("merkle-rfc6962/reference-tree.json")).unwrap();
+        let hashes = |v: &serde_json::Value| -> Vec<Hash> { v.as_array().unwrap().iter().map(|x| h(x.as_str().unwrap())).collect() };
         Reference {
-            leaf_inputs: v["leafInputsHex"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|x| hex::decode(x.as_str().unwrap()).unwrap())
-                .collect(),
-            nodes_by_level: v["nodeHashesByLevelHex"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(hashes)
-                .collect(),
+            leaf_inputs: v["leafInputsHex"].as_array().unwrap().iter().map(|x| hex::decode(x.as_str().unwrap()).unwrap()).collect(),
+            nodes_by_level: v["nodeHashesByLevelHex"].as_array().unwrap().iter().map(hashes).collect(),
             roots: hashes(&v["rootHashesBySizeHex"]),
             hasher_vectors: v["hasherVectors"]
                 .as_array()
                 .unwrap()
                 .iter()
-                .map(|x| {
-                    (
-                        x["desc"].as_str().unwrap().to_owned(),
-                        h(x["hex"].as_str().unwrap()),
-                    )
-                })
+                .map(|x| (x["desc"].as_str().unwrap().to_owned(), h(x["hex"].as_str().unwrap())))
                 .collect(),
         }
     }
@@ -984,36 +858,16 @@ mod tests {
             let level = level as u8;
             assert_eq!(store.len_level(level), want.len() as u64, "level {level}");
             for (index, node) in want.iter().enumerate() {
-                assert_eq!(
-                    store
-                        .node(NodeId {
-                            level,
-                            index: index as u64
-                        })
-                        .unwrap(),
-                    *node
-                );
+                assert_eq!(store.node(NodeId { level, index: index as u64 }).unwrap(), *node);
             }
         }
         assert_eq!(store.len_level(r.nodes_by_level.len() as u8), 0);
         for (size, want) in r.roots.iter().enumerate() {
             let n = size as u64;
             assert_eq!(snaps[size].size(), n);
-            assert_eq!(
-                snaps[size].root::<S>(),
-                *want,
-                "frontier root at size {size}"
-            );
-            assert_eq!(
-                root_at::<S>(&store, n).unwrap(),
-                *want,
-                "stored root at size {size}"
-            );
-            assert_eq!(
-                naive_mth::<S>(&leaves[..size]),
-                *want,
-                "naive root at size {size}"
-            );
+            assert_eq!(snaps[size].root::<S>(), *want, "frontier root at size {size}");
+            assert_eq!(root_at::<S>(&store, n).unwrap(), *want, "stored root at size {size}");
+            assert_eq!(naive_mth::<S>(&leaves[..size]), *want, "naive root at size {size}");
             assert_eq!(Frontier::from_source(&store, n).unwrap(), snaps[size]);
         }
     }
@@ -1033,11 +887,7 @@ mod tests {
             }
             for m in 1..=n {
                 let p = consistency_proof::<S>(&store, m as u64, n as u64).unwrap();
-                assert_eq!(
-                    p,
-                    naive_subproof::<S>(m, &leaves[..n], true),
-                    "consistency {m} to {n}"
-                );
+                assert_eq!(p, naive_subproof::<S>(m, &leaves[..n], true), "consistency {m} to {n}");
                 verify_consistency::<S>(m as u64, n as u64, &r.roots[m], &r.roots[n], &p).unwrap();
                 checked += 1;
             }
@@ -1054,18 +904,12 @@ mod tests {
     }
 
     fn vector_proof(v: &serde_json::Value) -> Option<Vec<Hash>> {
-        if v.is_null() {
-            Some(Vec::new())
-        } else {
-            v.as_array().unwrap().iter().map(vector_hash).collect()
-        }
+        if v.is_null() { Some(Vec::new()) } else { v.as_array().unwrap().iter().map(vector_hash).collect() }
     }
 
     fn json_files(dir: &Path, out: &mut Vec<PathBuf>) {
-        let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
-            .unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()))
-            .map(|e| e.unwrap().path())
-            .collect();
+        let mut entries: Vec<PathBuf> =
+            std::fs::read_dir(dir).unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display())).map(|e| e.unwrap().path()).collect();
         entries.sort();
         for p in entries {
             if p.is_dir() {
@@ -1084,10 +928,7 @@ mod tests {
             .into_iter()
             .map(|p| {
                 let name = p.strip_prefix(&root).unwrap().display().to_string();
-                (
-                    name,
-                    serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap(),
-                )
+                (name, serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap())
             })
             .collect()
     }
@@ -1103,17 +944,10 @@ mod tests {
             let index = v["leafIdx"].as_u64().unwrap();
             let size = v["treeSize"].as_u64().unwrap();
             let want_err = v["wantErr"].as_bool().unwrap();
-            let decoded = (
-                vector_hash(&v["root"]),
-                vector_hash(&v["leafHash"]),
-                vector_proof(&v["proof"]),
-            );
+            let decoded = (vector_hash(&v["root"]), vector_hash(&v["leafHash"]), vector_proof(&v["proof"]));
             let (Some(root), Some(leaf), Some(proof)) = decoded else {
                 // A value that is not 32 bytes is refused at decoding.
-                assert!(
-                    want_err,
-                    "{name}: a value is not a 32-byte hash, yet the vector must pass"
-                );
+                assert!(want_err, "{name}: a value is not a 32-byte hash, yet the vector must pass");
                 fail += 1;
                 continue;
             };
@@ -1125,15 +959,8 @@ mod tests {
             }
             pass += 1;
             // Where the tree is known, our generated proof must be the expected one.
-            if size <= 8
-                && leaves.get(index as usize) == Some(&leaf)
-                && r.roots[size as usize] == root
-            {
-                assert_eq!(
-                    inclusion_proof::<S>(&store, index, size).unwrap(),
-                    proof,
-                    "{name}"
-                );
+            if size <= 8 && leaves.get(index as usize) == Some(&leaf) && r.roots[size as usize] == root {
+                assert_eq!(inclusion_proof::<S>(&store, index, size).unwrap(), proof, "{name}");
                 regenerated += 1;
             } else if size == 1 {
                 let (one, _) = build::<S>(&[leaf]);
@@ -1143,11 +970,7 @@ mod tests {
             }
         }
         // 5 numbered trees + additional + single-entry; all passing vectors regenerated.
-        assert!(
-            files.len() >= 80,
-            "only {} inclusion vectors found",
-            files.len()
-        );
+        assert!(files.len() >= 80, "only {} inclusion vectors found", files.len());
         assert_eq!(pass, 6);
         assert_eq!(regenerated, pass);
         assert_eq!(pass + fail, files.len());
@@ -1164,11 +987,7 @@ mod tests {
             let old = v["size1"].as_u64().unwrap();
             let new = v["size2"].as_u64().unwrap();
             let want_err = v["wantErr"].as_bool().unwrap();
-            let decoded = (
-                vector_hash(&v["root1"]),
-                vector_hash(&v["root2"]),
-                vector_proof(&v["proof"]),
-            );
+            let decoded = (vector_hash(&v["root1"]), vector_hash(&v["root2"]), vector_proof(&v["proof"]));
             let (Some(old_root), Some(new_root), Some(proof)) = decoded else {
                 if want_err {
                     // A value that is not 32 bytes is refused at decoding.
@@ -1179,24 +998,10 @@ mod tests {
                 // 12-byte "don't care" roots, empty proof. The Go verifier only compares the
                 // roots' bytes there. Our verifier gets the same comparison with an equal
                 // pair of real hashes, and must refuse an unequal pair.
-                assert_eq!(
-                    (
-                        old,
-                        v["root1"].as_str(),
-                        v["proof"].as_array().map(Vec::len)
-                    ),
-                    (new, v["root2"].as_str(), Some(0)),
-                    "{name}"
-                );
+                assert_eq!((old, v["root1"].as_str(), v["proof"].as_array().map(Vec::len)), (new, v["root2"].as_str(), Some(0)), "{name}");
                 let stand_in = S::hash_leaf(v["root1"].as_str().unwrap().as_bytes());
-                assert_eq!(
-                    verify_consistency::<S>(old, new, &stand_in, &stand_in, &[]),
-                    Ok(()),
-                    "{name}"
-                );
-                assert!(
-                    verify_consistency::<S>(old, new, &stand_in, &flip(&stand_in, 0), &[]).is_err()
-                );
+                assert_eq!(verify_consistency::<S>(old, new, &stand_in, &stand_in, &[]), Ok(()), "{name}");
+                assert!(verify_consistency::<S>(old, new, &stand_in, &flip(&stand_in, 0), &[]).is_err());
                 pass += 1;
                 continue;
             };
@@ -1209,19 +1014,11 @@ mod tests {
             pass += 1;
             let known = |size: u64, root: &Hash| size <= 8 && r.roots[size as usize] == *root;
             if known(old, &old_root) && known(new, &new_root) {
-                assert_eq!(
-                    consistency_proof::<S>(&store, old, new).unwrap(),
-                    proof,
-                    "{name}"
-                );
+                assert_eq!(consistency_proof::<S>(&store, old, new).unwrap(), proof, "{name}");
                 regenerated += 1;
             }
         }
-        assert!(
-            files.len() >= 90,
-            "only {} consistency vectors found",
-            files.len()
-        );
+        assert!(files.len() >= 90, "only {} consistency vectors found", files.len());
         // 5 numbered happy paths + "sizes are equal (one) and proof is empty" (whose
         // "don't care" roots are not a known tree, so it is only verified).
         assert_eq!(pass, 6);
@@ -1241,10 +1038,7 @@ mod tests {
         let mut framed = vec![0x01];
         framed.extend_from_slice(&l.0);
         framed.extend_from_slice(&r.0);
-        assert_eq!(
-            B::hash_children(&l, &r).0,
-            *blake3::hash(&framed).as_bytes()
-        );
+        assert_eq!(B::hash_children(&l, &r).0, *blake3::hash(&framed).as_bytes());
         assert_eq!(B::empty_root().0, *blake3::hash(b"").as_bytes());
         // And the leaf/node prefixes really separate: a leaf over 64 bytes that happen to be
         // two child hashes is not their parent.
@@ -1259,46 +1053,16 @@ mod tests {
     /// and against an independent Python recursion over the PyPI `blake3` package, then
     /// frozen: a change to the domain separation or the tree shape must trip this test.
     const BLAKE3_GOLDEN: [(u64, &str); 10] = [
-        (
-            0,
-            "af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262",
-        ),
-        (
-            1,
-            "13edb6c9983e00ef6588db1c23b3c1d3203826bea8253f49dbd77636fa3561ac",
-        ),
-        (
-            2,
-            "4469e9c1c99a67417a567e7e3cb252ac0381a92b86a3b22fcf2987d9eb401669",
-        ),
-        (
-            3,
-            "7ad5599016ac74620483c327a0a8223031f6749290915ee1a19ae78663ee2b2d",
-        ),
-        (
-            4,
-            "d5c37bb73429be70ad709b1d4009a68fd7b191a6569aaabeeaee3764819b437e",
-        ),
-        (
-            5,
-            "e53bedf0c6b439924ae76d723408ec7e8bd9809c52fb7c8452bb26aca1e00db7",
-        ),
-        (
-            6,
-            "01e35381977cc14f601dbed29966e512aca5c920e9987914286dc10052ee24b4",
-        ),
-        (
-            7,
-            "457ee5fb7830a0bfab4028a8840f883735279ae74c5fe6f4500dc05843f79de4",
-        ),
-        (
-            8,
-            "c6c42a3a113779070638d4a77db44a714e64cdca00503c58b19070db5a680767",
-        ),
-        (
-            1000,
-            "dbd008d12b2e3534f63428fbd0a833d929936c94a6aba30a8af29ad22ecc1ec5",
-        ),
+        (0, "af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262"),
+        (1, "13edb6c9983e00ef6588db1c23b3c1d3203826bea8253f49dbd77636fa3561ac"),
+        (2, "4469e9c1c99a67417a567e7e3cb252ac0381a92b86a3b22fcf2987d9eb401669"),
+        (3, "7ad5599016ac74620483c327a0a8223031f6749290915ee1a19ae78663ee2b2d"),
+        (4, "d5c37bb73429be70ad709b1d4009a68fd7b191a6569aaabeeaee3764819b437e"),
+        (5, "e53bedf0c6b439924ae76d723408ec7e8bd9809c52fb7c8452bb26aca1e00db7"),
+        (6, "01e35381977cc14f601dbed29966e512aca5c920e9987914286dc10052ee24b4"),
+        (7, "457ee5fb7830a0bfab4028a8840f883735279ae74c5fe6f4500dc05843f79de4"),
+        (8, "c6c42a3a113779070638d4a77db44a714e64cdca00503c58b19070db5a680767"),
+        (1000, "dbd008d12b2e3534f63428fbd0a833d929936c94a6aba30a8af29ad22ecc1ec5"),
     ];
 
     #[test]
@@ -1314,11 +1078,7 @@ mod tests {
                 wrong.push(format!("(size {size}) got {}", got.to_hex()));
             }
         }
-        assert!(
-            wrong.is_empty(),
-            "golden BLAKE3 roots differ:\n{}",
-            wrong.join("\n")
-        );
+        assert!(wrong.is_empty(), "golden BLAKE3 roots differ:\n{}", wrong.join("\n"));
     }
 
     /// Every index and every pair of sizes of all trees up to 40 leaves, against the naive
@@ -1332,23 +1092,13 @@ mod tests {
             for i in 0..n {
                 let p = inclusion_proof::<B>(&store, i as u64, n as u64).unwrap();
                 assert_eq!(p, naive_path::<B>(i, &leaves[..n]), "inclusion {i} in {n}");
-                assert_eq!(
-                    verify_inclusion::<B>(&leaves[i], i as u64, n as u64, &p, &root_n),
-                    Ok(())
-                );
+                assert_eq!(verify_inclusion::<B>(&leaves[i], i as u64, n as u64, &p, &root_n), Ok(()));
             }
             for m in 1..=n {
                 let root_m = root_at::<B>(&store, m as u64).unwrap();
                 let c = consistency_proof::<B>(&store, m as u64, n as u64).unwrap();
-                assert_eq!(
-                    c,
-                    naive_subproof::<B>(m, &leaves[..n], true),
-                    "consistency {m} to {n}"
-                );
-                assert_eq!(
-                    verify_consistency::<B>(m as u64, n as u64, &root_m, &root_n, &c),
-                    Ok(())
-                );
+                assert_eq!(c, naive_subproof::<B>(m, &leaves[..n], true), "consistency {m} to {n}");
+                assert_eq!(verify_consistency::<B>(m as u64, n as u64, &root_m, &root_n, &c), Ok(()));
             }
         }
     }
@@ -1467,14 +1217,8 @@ mod tests {
         let store = MemoryNodes::new();
         assert_eq!(root_at::<S>(&store, 0).unwrap(), empty_sha);
         assert_eq!(Frontier::from_source(&store, 0).unwrap(), Frontier::new());
-        assert!(matches!(
-            inclusion_proof::<S>(&store, 0, 0),
-            Err(ProofError::IndexOutOfRange { index: 0, size: 0 })
-        ));
-        assert_eq!(
-            verify_inclusion::<S>(&empty_sha, 0, 0, &[], &empty_sha),
-            Err(VerifyError::IndexOutOfRange { index: 0, size: 0 })
-        );
+        assert!(matches!(inclusion_proof::<S>(&store, 0, 0), Err(ProofError::IndexOutOfRange { index: 0, size: 0 })));
+        assert_eq!(verify_inclusion::<S>(&empty_sha, 0, 0, &[], &empty_sha), Err(VerifyError::IndexOutOfRange { index: 0, size: 0 }));
     }
 
     #[test]
@@ -1486,27 +1230,12 @@ mod tests {
         assert_eq!(root_at::<B>(&store, 1).unwrap(), leaf);
         assert!(inclusion_proof::<B>(&store, 0, 1).unwrap().is_empty());
         assert_eq!(verify_inclusion::<B>(&leaf, 0, 1, &[], &leaf), Ok(()));
-        assert_eq!(
-            verify_inclusion::<B>(&leaf, 0, 1, &[leaf], &leaf),
-            Err(VerifyError::WrongProofLength {
-                expected: 0,
-                got: 1
-            })
-        );
+        assert_eq!(verify_inclusion::<B>(&leaf, 0, 1, &[leaf], &leaf), Err(VerifyError::WrongProofLength { expected: 0, got: 1 }));
         assert!(consistency_proof::<B>(&store, 1, 1).unwrap().is_empty());
         assert_eq!(verify_consistency::<B>(1, 1, &leaf, &leaf, &[]), Ok(()));
-        assert_eq!(
-            verify_consistency::<B>(1, 1, &leaf, &leaf, &[leaf]),
-            Err(VerifyError::WrongProofLength {
-                expected: 0,
-                got: 1
-            })
-        );
+        assert_eq!(verify_consistency::<B>(1, 1, &leaf, &leaf, &[leaf]), Err(VerifyError::WrongProofLength { expected: 0, got: 1 }));
         let other = B::hash_leaf(b"other");
-        assert!(matches!(
-            verify_consistency::<B>(1, 1, &leaf, &other, &[]),
-            Err(VerifyError::EqualSizeRootsDiffer { size: 1, .. })
-        ));
+        assert!(matches!(verify_consistency::<B>(1, 1, &leaf, &other, &[]), Err(VerifyError::EqualSizeRootsDiffer { size: 1, .. })));
     }
 
     #[test]
@@ -1516,33 +1245,18 @@ mod tests {
         let root = snaps[5].root::<B>();
 
         let e = inclusion_proof::<B>(&store, 5, 5).unwrap_err();
-        assert!(matches!(
-            e,
-            ProofError::IndexOutOfRange { index: 5, size: 5 }
-        ));
+        assert!(matches!(e, ProofError::IndexOutOfRange { index: 5, size: 5 }));
         assert_eq!(e.to_string(), "leaf index 5 is not below tree size 5");
         let e = verify_inclusion::<B>(&leaves[0], 7, 5, &[], &root).unwrap_err();
         assert_eq!(e.to_string(), "leaf index 7 is not below tree size 5");
 
         let e = consistency_proof::<B>(&store, 5, 4).unwrap_err();
         assert!(matches!(e, ProofError::InvalidSizes { old: 5, new: 4 }));
-        assert_eq!(
-            e.to_string(),
-            "consistency needs 0 < old size <= new size, got old size 5 and new size 4"
-        );
-        assert!(matches!(
-            consistency_proof::<B>(&store, 0, 5),
-            Err(ProofError::InvalidSizes { old: 0, new: 5 })
-        ));
-        assert_eq!(
-            verify_consistency::<B>(5, 4, &root, &root, &[]),
-            Err(VerifyError::InvalidSizes { old: 5, new: 4 })
-        );
+        assert_eq!(e.to_string(), "consistency needs 0 < old size <= new size, got old size 5 and new size 4");
+        assert!(matches!(consistency_proof::<B>(&store, 0, 5), Err(ProofError::InvalidSizes { old: 0, new: 5 })));
+        assert_eq!(verify_consistency::<B>(5, 4, &root, &root, &[]), Err(VerifyError::InvalidSizes { old: 5, new: 4 }));
         // From the empty tree: refused even with the empty root and an empty proof.
-        assert_eq!(
-            verify_consistency::<B>(0, 5, &B::empty_root(), &root, &[]),
-            Err(VerifyError::InvalidSizes { old: 0, new: 5 })
-        );
+        assert_eq!(verify_consistency::<B>(0, 5, &B::empty_root(), &root, &[]), Err(VerifyError::InvalidSizes { old: 0, new: 5 }));
         assert_eq!(
             verify_consistency::<B>(0, 0, &B::empty_root(), &B::empty_root(), &[]),
             Err(VerifyError::InvalidSizes { old: 0, new: 0 })
@@ -1557,45 +1271,21 @@ mod tests {
         let p = inclusion_proof::<B>(&store, 1, 5).unwrap();
         assert_eq!(p.len(), 3);
         let e = verify_inclusion::<B>(&leaves[1], 1, 5, &p[..2], &root5).unwrap_err();
-        assert_eq!(
-            e,
-            VerifyError::WrongProofLength {
-                expected: 3,
-                got: 2
-            }
-        );
-        assert_eq!(
-            e.to_string(),
-            "proof has 2 hashes, the tree shape needs exactly 3"
-        );
+        assert_eq!(e, VerifyError::WrongProofLength { expected: 3, got: 2 });
+        assert_eq!(e.to_string(), "proof has 2 hashes, the tree shape needs exactly 3");
         // Longer than any tree can need: rejected on length alone.
         let long = vec![leaves[0]; 65];
-        assert_eq!(
-            verify_inclusion::<B>(&leaves[1], 1, 5, &long, &root5),
-            Err(VerifyError::WrongProofLength {
-                expected: 3,
-                got: 65
-            })
-        );
+        assert_eq!(verify_inclusion::<B>(&leaves[1], 1, 5, &long, &root5), Err(VerifyError::WrongProofLength { expected: 3, got: 65 }));
         assert!(matches!(
             verify_inclusion::<B>(&leaves[1], 1, u64::MAX, &long, &root5),
             Err(VerifyError::WrongProofLength { got: 65, .. })
         ));
         let c = consistency_proof::<B>(&store, 3, 5).unwrap();
-        assert_eq!(
-            verify_consistency::<B>(3, 5, &root3, &root5, &[]),
-            Err(VerifyError::WrongProofLength {
-                expected: c.len(),
-                got: 0
-            })
-        );
+        assert_eq!(verify_consistency::<B>(3, 5, &root3, &root5, &[]), Err(VerifyError::WrongProofLength { expected: c.len(), got: 0 }));
         let longer = vec![leaves[0]; 66];
         assert!(matches!(
             verify_consistency::<B>(3, u64::MAX, &root3, &root5, &longer),
-            Err(VerifyError::WrongProofLength {
-                expected: 65,
-                got: 66
-            })
+            Err(VerifyError::WrongProofLength { expected: 65, got: 66 })
         ));
     }
 
@@ -1604,22 +1294,11 @@ mod tests {
     /// leaf is 64 deep and the old tree's last complete subtree root comes on top.
     #[test]
     fn proof_length_bounds() {
-        for (i, n) in [
-            (0, u64::MAX),
-            (u64::MAX - 1, u64::MAX),
-            (1 << 62, u64::MAX),
-            (0, 1 << 63),
-            ((1 << 63) - 1, 1 << 63),
-        ] {
+        for (i, n) in [(0, u64::MAX), (u64::MAX - 1, u64::MAX), (1 << 62, u64::MAX), (0, 1 << 63), ((1 << 63) - 1, 1 << 63)] {
             assert!(inclusion_proof_len(i, n) <= 64, "{i} {n}");
         }
         assert_eq!(inclusion_proof_len(0, u64::MAX), 64);
-        for (m, n) in [
-            (1, u64::MAX),
-            (u64::MAX - 1, u64::MAX),
-            (1 << 63, u64::MAX),
-            (3, 1 << 63),
-        ] {
+        for (m, n) in [(1, u64::MAX), (u64::MAX - 1, u64::MAX), (1 << 63, u64::MAX), (3, 1 << 63)] {
             assert!(consistency_proof_len(m, n) <= 64, "{m} {n}");
         }
         assert_eq!(consistency_proof_len(3, u64::MAX), 65);
@@ -1630,10 +1309,7 @@ mod tests {
         let src = UniformSource::new(u64::MAX);
         let c = consistency_proof::<B>(&src, 3, u64::MAX).unwrap();
         assert_eq!(c.len(), 65);
-        let (old, new) = (
-            root_at::<B>(&src, 3).unwrap(),
-            root_at::<B>(&src, u64::MAX).unwrap(),
-        );
+        let (old, new) = (root_at::<B>(&src, 3).unwrap(), root_at::<B>(&src, u64::MAX).unwrap());
         assert_eq!(verify_consistency::<B>(3, u64::MAX, &old, &new, &c), Ok(()));
         assert!(verify_consistency::<B>(3, u64::MAX, &old, &new, &c[..64]).is_err());
     }
@@ -1644,50 +1320,21 @@ mod tests {
         let (store, _) = build::<B>(&leaves);
         let r = leaves[0];
         // Generation against a store that lacks the nodes: a clean store error.
-        assert!(matches!(
-            inclusion_proof::<B>(&store, 0, u64::MAX),
-            Err(ProofError::Source(_))
-        ));
-        assert!(matches!(
-            inclusion_proof::<B>(&store, u64::MAX - 1, u64::MAX),
-            Err(ProofError::Source(_))
-        ));
-        assert!(matches!(
-            inclusion_proof::<B>(&store, u64::MAX, u64::MAX),
-            Err(ProofError::IndexOutOfRange { .. })
-        ));
-        assert!(matches!(
-            consistency_proof::<B>(&store, 1, u64::MAX),
-            Err(ProofError::Source(_))
-        ));
-        assert!(
-            matches!(consistency_proof::<B>(&store, u64::MAX, u64::MAX), Ok(p) if p.is_empty())
-        );
-        assert!(matches!(
-            root_at::<B>(&store, u64::MAX),
-            Err(ProofError::Source(_))
-        ));
-        assert!(matches!(
-            Frontier::from_source(&store, u64::MAX),
-            Err(ProofError::Source(_))
-        ));
+        assert!(matches!(inclusion_proof::<B>(&store, 0, u64::MAX), Err(ProofError::Source(_))));
+        assert!(matches!(inclusion_proof::<B>(&store, u64::MAX - 1, u64::MAX), Err(ProofError::Source(_))));
+        assert!(matches!(inclusion_proof::<B>(&store, u64::MAX, u64::MAX), Err(ProofError::IndexOutOfRange { .. })));
+        assert!(matches!(consistency_proof::<B>(&store, 1, u64::MAX), Err(ProofError::Source(_))));
+        assert!(matches!(consistency_proof::<B>(&store, u64::MAX, u64::MAX), Ok(p) if p.is_empty()));
+        assert!(matches!(root_at::<B>(&store, u64::MAX), Err(ProofError::Source(_))));
+        assert!(matches!(Frontier::from_source(&store, u64::MAX), Err(ProofError::Source(_))));
         // Verification at the extremes: errors, never panics.
-        for (i, n) in [
-            (u64::MAX, u64::MAX),
-            (u64::MAX - 1, u64::MAX),
-            (0, u64::MAX),
-        ] {
+        for (i, n) in [(u64::MAX, u64::MAX), (u64::MAX - 1, u64::MAX), (0, u64::MAX)] {
             for len in [0, 1, 63, 64, 65] {
                 let proof = vec![r; len];
                 assert!(verify_inclusion::<B>(&r, i, n, &proof, &r).is_err());
             }
         }
-        for (m, n) in [
-            (u64::MAX, u64::MAX),
-            (u64::MAX - 1, u64::MAX),
-            (1, u64::MAX),
-            (u64::MAX, 1),
-        ] {
+        for (m, n) in [(u64::MAX, u64::MAX), (u64::MAX - 1, u64::MAX), (1, u64::MAX), (u64::MAX, 1)] {
             for len in [0, 1, 63, 64, 65] {
                 let proof = vec![r; len];
                 let _ = verify_consistency::<B>(m, n, &r, &r, &proof);
@@ -1706,16 +1353,10 @@ mod tests {
         let root = root_at::<B>(&src, u64::MAX).unwrap();
         let p = inclusion_proof::<B>(&src, u64::MAX - 1, u64::MAX).unwrap();
         assert_eq!(p.len(), 63);
-        assert_eq!(
-            verify_inclusion::<B>(&src.by_level[0], u64::MAX - 1, u64::MAX, &p, &root),
-            Ok(())
-        );
+        assert_eq!(verify_inclusion::<B>(&src.by_level[0], u64::MAX - 1, u64::MAX, &p, &root), Ok(()));
         let c = consistency_proof::<B>(&src, u64::MAX - 1, u64::MAX).unwrap();
         let old = root_at::<B>(&src, u64::MAX - 1).unwrap();
-        assert_eq!(
-            verify_consistency::<B>(u64::MAX - 1, u64::MAX, &old, &root, &c),
-            Ok(())
-        );
+        assert_eq!(verify_consistency::<B>(u64::MAX - 1, u64::MAX, &old, &root, &c), Ok(()));
     }
 
     #[test]
@@ -1727,14 +1368,7 @@ mod tests {
         assert_eq!(f.peaks().len(), 2);
         assert_eq!(&Frontier::from_parts(6, f.peaks().to_vec()).unwrap(), f);
         let e = Frontier::from_parts(7, f.peaks().to_vec()).unwrap_err();
-        assert!(matches!(
-            e,
-            ProofError::FrontierMismatch {
-                size: 7,
-                expected: 3,
-                got: 2
-            }
-        ));
+        assert!(matches!(e, ProofError::FrontierMismatch { size: 7, expected: 3, got: 2 }));
         assert_eq!(e.to_string(), "a tree of size 7 has 3 peaks, got 2");
         assert!(Frontier::from_parts(0, vec![leaves[0]]).is_err());
     }
@@ -1776,19 +1410,8 @@ mod tests {
         assert_eq!(m.len_level(0), 1);
         assert_eq!(m.node(NodeId { level: 0, index: 0 }).unwrap(), a);
         assert_eq!(m.len_level(200), 0);
-        let e = m
-            .node(NodeId {
-                level: 3,
-                index: u64::MAX,
-            })
-            .unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            format!(
-                "node store: node at level 3 index {} is not stored",
-                u64::MAX
-            )
-        );
+        let e = m.node(NodeId { level: 3, index: u64::MAX }).unwrap_err();
+        assert_eq!(e.to_string(), format!("node store: node at level 3 index {} is not stored", u64::MAX));
     }
 
     /// A proof at ten million leaves costs a few dozen reads, not a walk of the tree.
@@ -1802,10 +1425,7 @@ mod tests {
             let p = inclusion_proof::<B>(&src, index, n).unwrap();
             worst = worst.max(src.reads.get());
             // One read per path hash, plus the extra pieces of at most one partial sibling.
-            assert!(
-                src.reads.get() as usize <= p.len() + n.count_ones() as usize,
-                "index {index}"
-            );
+            assert!(src.reads.get() as usize <= p.len() + n.count_ones() as usize, "index {index}");
         }
         for old in [1, 2, 3, n / 2, 8_388_608, 8_388_609, n - 1, n] {
             src.reads.set(0);
@@ -1817,10 +1437,7 @@ mod tests {
         // Same bound with real, distinct nodes.
         let leaves = blake3_leaves(5000);
         let (store, _) = build::<B>(&leaves);
-        let counted = Counting {
-            inner: &store,
-            reads: Cell::new(0),
-        };
+        let counted = Counting { inner: &store, reads: Cell::new(0) };
         for size in [1, 2, 3, 1000, 4095, 4096, 4097, 5000] {
             for index in [0, size / 3, size - 1] {
                 counted.reads.set(0);

@@ -14,10 +14,7 @@ pub(crate) fn vectors_dir() -> PathBuf {
         None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/vectors"),
     };
     if !dir.is_dir() {
-        panic!(
-            "spec test vectors not found at {}: set DOJANG_VECTORS to the shared/vectors folder",
-            dir.display()
-        );
+        panic!("spec test vectors not found at {}: set DOJANG_VECTORS to the shared/vectors folder", dir.display());
     }
     dir
 }
@@ -54,10 +51,7 @@ pub(crate) fn sample_genesis(n: u8) -> (crate::genesis::Genesis, Vec<ed25519_dal
             }
         })
         .collect();
-    (
-        Genesis { format: GENESIS_FORMAT.into(), chain_id: "test".into(), genesis_time_ms: 0, validators, params: Params::default() },
-        keys,
-    )
+    (Genesis { format: GENESIS_FORMAT.into(), chain_id: "test".into(), genesis_time_ms: 0, validators, params: Params::default() }, keys)
 }
 
 /// A deterministic RNG for tests: batch coefficients only need to be unpredictable to
@@ -80,4 +74,3 @@ impl rand_core::RngCore for TestRng {
     }
 }
 impl rand_core::CryptoRng for TestRng {}
-

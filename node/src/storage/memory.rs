@@ -6,9 +6,11 @@ use std::sync::RwLock;
 
 use super::{KvBackend, Put, StorageError, Table};
 
+type Tables = HashMap<Table, BTreeMap<Vec<u8>, Vec<u8>>>;
+
 #[derive(Debug, Default)]
 pub struct MemoryBackend {
-    tables: RwLock<HashMap<Table, BTreeMap<Vec<u8>, Vec<u8>>>>,
+    tables: RwLock<Tables>,
 }
 
 fn poisoned() -> StorageError {

@@ -167,7 +167,8 @@ pub trait CheckpointReader {
 }
 
 fn u64_value(table: Table, v: &[u8]) -> Result<u64, StorageError> {
-    let arr: [u8; 8] = v.try_into().map_err(|_| StorageError::Corrupt { table: table.name(), what: format!("expected 8 bytes, found {}", v.len()) })?;
+    let arr: [u8; 8] =
+        v.try_into().map_err(|_| StorageError::Corrupt { table: table.name(), what: format!("expected 8 bytes, found {}", v.len()) })?;
     Ok(u64::from_be_bytes(arr))
 }
 
@@ -334,7 +335,8 @@ mod tests {
         assert_eq!(store.checkpoint_at(3).unwrap().as_deref(), Some("cp 3"));
         assert_eq!(store.latest_checkpoint().unwrap().as_deref(), Some("cp 5"));
         assert_eq!(store.node(NodeId { level: 0, index: 1 }).unwrap(), Hash([1; 32]));
-        let many = store.tree_nodes(&[NodeId { level: 0, index: 4 }, NodeId { level: 5, index: 0 }, NodeId { level: 0, index: 0 }]).unwrap();
+        let many =
+            store.tree_nodes(&[NodeId { level: 0, index: 4 }, NodeId { level: 5, index: 0 }, NodeId { level: 0, index: 0 }]).unwrap();
         assert_eq!(many, vec![Some(Hash([4; 32])), None, Some(Hash([0; 32]))]);
         assert!(store.node(NodeId { level: 3, index: 0 }).is_err());
         let h = Hash([7; 32]);
