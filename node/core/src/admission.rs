@@ -151,14 +151,26 @@ impl NonceTracker {
     /// Checks `entry` against the committed last nonce (`committed`) and this batch.
     /// On success the nonce is recorded as the author's latest.
     pub fn check_and_record(&mut self, entry: &Entry, committed: Option<u64>) -> Result<(), AdmissionError> {
+        self.check(entry, committed)?;
+        self.record(entry);
+        Ok(())
+    }
+
+    /// Checks without recording, for callers with further checks to pass before the
+    /// entry is accepted (a refused entry must not consume its nonce).
+    pub fn check(&self, entry: &Entry, committed: Option<u64>) -> Result<(), AdmissionError> {
         let last = self.pending.get(&entry.author).copied().or(committed);
         if let Some(last) = last
             && entry.nonce <= last
         {
             return Err(AdmissionError::Replay { author: entry.author.clone(), nonce: entry.nonce, last });
         }
-        self.pending.insert(entry.author.clone(), entry.nonce);
         Ok(())
+    }
+
+    /// Records `entry`'s nonce as its author's latest.
+    pub fn record(&mut self, entry: &Entry) {
+        self.pending.insert(entry.author.clone(), entry.nonce);
     }
 
     /// The authors whose last nonce changed, for persisting with the batch.

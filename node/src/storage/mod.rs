@@ -7,7 +7,7 @@
 //!   deployed backend and the only module in the workspace that imports `rocksdb`;
 //!   [`memory::MemoryBackend`] serves tests.
 //! - [`Store`] adds the typed, per-concern read traits ([`EntryReader`], [`TreeReader`],
-//!   [`IndexReader`], [`CheckpointReader`]) and [`Store::commit`], which writes a whole
+//!   [`IndexReader`], [`CheckpointReader`], [`DidReader`]) and [`Store::commit`], which writes a whole
 //!   sequenced batch — entries, tree nodes, indexes, nonces, checkpoint — atomically.
 //!   That atomicity is what makes a crash lose nothing acknowledged and leave nothing
 //!   half-applied.
@@ -35,10 +35,13 @@ pub enum Table {
     Checkpoints,
     /// fixed names -> metadata (tree size, genesis file).
     Meta,
+    /// DID (utf-8) -> its current state, JSON (`specs/did-method-dojang.md`).
+    Dids,
 }
 
 impl Table {
-    pub const ALL: [Table; 6] = [Table::Entries, Table::Nodes, Table::LeafIndex, Table::Nonces, Table::Checkpoints, Table::Meta];
+    pub const ALL: [Table; 7] =
+        [Table::Entries, Table::Nodes, Table::LeafIndex, Table::Nonces, Table::Checkpoints, Table::Meta, Table::Dids];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -48,6 +51,7 @@ impl Table {
             Table::Nonces => "nonces",
             Table::Checkpoints => "checkpoints",
             Table::Meta => "meta",
+            Table::Dids => "dids",
         }
     }
 }
@@ -134,6 +138,8 @@ pub struct LedgerBatch {
     pub leaf_hashes: Vec<Hash>,
     pub nodes: Vec<(NodeId, Hash)>,
     pub nonces: Vec<(String, u64)>,
+    /// DID -> new state (JSON), for DID operations in the batch.
+    pub dids: Vec<(String, Vec<u8>)>,
     pub new_size: u64,
     pub checkpoint: String,
 }
@@ -159,6 +165,11 @@ pub trait TreeReader {
 pub trait IndexReader {
     fn leaf_index(&self, leaf: &Hash) -> Result<Option<u64>, StorageError>;
     fn last_nonce(&self, author: &str) -> Result<Option<u64>, StorageError>;
+}
+
+pub trait DidReader {
+    /// The stored state (JSON) of a DID.
+    fn did_state(&self, did: &str) -> Result<Option<Vec<u8>>, StorageError>;
 }
 
 pub trait CheckpointReader {
@@ -217,6 +228,9 @@ impl Store {
         for (id, h) in &b.nodes {
             puts.push(Put { table: Table::Nodes, key: keys::node(*id), value: h.0.to_vec() });
         }
+        for (did, state) in b.dids {
+            puts.push(Put { table: Table::Dids, key: did.into_bytes(), value: state });
+        }
         for (author, nonce) in b.nonces {
             puts.push(Put { table: Table::Nonces, key: author.as_bytes().to_vec(), value: nonce.to_be_bytes().to_vec() });
         }
@@ -261,6 +275,12 @@ impl IndexReader for Store {
     }
 }
 
+impl DidReader for Store {
+    fn did_state(&self, did: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        self.kv.get(Table::Dids, did.as_bytes())
+    }
+}
+
 impl CheckpointReader for Store {
     fn checkpoint_at(&self, size: u64) -> Result<Option<String>, StorageError> {
         self.kv.get(Table::Checkpoints, &keys::index(size))?.map(|v| utf8_value(Table::Checkpoints, v)).transpose()
@@ -298,6 +318,7 @@ mod tests {
             leaf_hashes: (first..first + n).map(|i| Hash([i as u8; 32])).collect(),
             nodes: (first..first + n).map(|i| (NodeId { level: 0, index: i }, Hash([i as u8; 32]))).collect(),
             nonces: vec![("did:key:a#a".into(), first + n)],
+            dids: vec![(format!("did:dojang:{first}"), b"{}".to_vec())],
             new_size: first + n,
             checkpoint: format!("cp {}", first + n),
         }
@@ -332,6 +353,8 @@ mod tests {
         assert_eq!(store.leaf_index(&Hash([2; 32])).unwrap(), Some(2));
         assert_eq!(store.last_nonce("did:key:a#a").unwrap(), Some(5));
         assert_eq!(store.last_nonce("did:key:b#b").unwrap(), None);
+        assert_eq!(store.did_state("did:dojang:3").unwrap(), Some(b"{}".to_vec()));
+        assert_eq!(store.did_state("did:dojang:4").unwrap(), None);
         assert_eq!(store.checkpoint_at(3).unwrap().as_deref(), Some("cp 3"));
         assert_eq!(store.latest_checkpoint().unwrap().as_deref(), Some("cp 5"));
         assert_eq!(store.node(NodeId { level: 0, index: 1 }).unwrap(), Hash([1; 32]));
