@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use dojang_core::did_key::DidKey;
 use dojang_core::entry::{Kind, UnsignedEntry};
-use dojang_core::genesis::{GENESIS_FORMAT, Genesis, Params, Validator};
+use dojang_core::genesis::{Genesis, Validator};
 use dojang_node::keyfile::KeyFile;
 use ed25519_dalek::SigningKey;
 
@@ -38,22 +38,8 @@ impl Chain {
         let dir = tempfile::tempdir().unwrap();
         let vkey = SigningKey::from_bytes(&[1; 32]);
         let writers: Vec<SigningKey> = (0..writers).map(|i| SigningKey::from_bytes(&[10 + i; 32])).collect();
-        let vdid = DidKey::from_verifying_key(&vkey.verifying_key());
-        let genesis = Genesis {
-            format: GENESIS_FORMAT.into(),
-            chain_id: "crashtest".into(),
-            genesis_time_ms: 0,
-            validators: vec![Validator {
-                id: "v0".into(),
-                name: "Validator 0".into(),
-                did: vdid.did(),
-                consensus_key: vdid.did(),
-                voting_power: 1,
-                writer_keys: writers.iter().map(|w| DidKey::from_verifying_key(&w.verifying_key()).key_id()).collect(),
-                api_address: String::new(),
-            }],
-            params: Params::default(),
-        };
+        let verifying: Vec<_> = writers.iter().map(SigningKey::verifying_key).collect();
+        let genesis = Genesis::new("crashtest", 0, vec![Validator::with_keys("v0", "Validator 0", &vkey.verifying_key(), &verifying, "")]);
         std::fs::write(dir.path().join("genesis.json"), genesis.to_json_pretty()).unwrap();
         KeyFile::from_signing_key(&vkey).write_new(&dir.path().join("v.key")).unwrap();
         let cfg = format!(

@@ -9,7 +9,7 @@ use std::time::Instant;
 use anyhow::Context as _;
 use dojang_core::did_key::DidKey;
 use dojang_core::entry::{Kind, UnsignedEntry};
-use dojang_core::genesis::{GENESIS_FORMAT, Genesis, Params, Validator};
+use dojang_core::genesis::{Genesis, Validator};
 use dojang_core::merkle::{self, Blake3Hasher, Frontier, TreeHasher as _};
 use dojang_node::clock::SystemClock;
 use dojang_node::config::{NodeConfig, StorageKind};
@@ -125,22 +125,8 @@ pub fn ledger(args: LedgerBenchArgs) -> anyhow::Result<()> {
 fn write_path(args: &LedgerBenchArgs, dir: &std::path::Path) -> anyhow::Result<serde_json::Value> {
     let vkey = SigningKey::from_bytes(&[1; 32]);
     let writers: Vec<SigningKey> = (0..16u8).map(|i| SigningKey::from_bytes(&[100 + i; 32])).collect();
-    let vdid = DidKey::from_verifying_key(&vkey.verifying_key());
-    let genesis = Genesis {
-        format: GENESIS_FORMAT.into(),
-        chain_id: "bench".into(),
-        genesis_time_ms: 0,
-        validators: vec![Validator {
-            id: "bench".into(),
-            name: "Bench".into(),
-            did: vdid.did(),
-            consensus_key: vdid.did(),
-            voting_power: 1,
-            writer_keys: writers.iter().map(|w| DidKey::from_verifying_key(&w.verifying_key()).key_id()).collect(),
-            api_address: String::new(),
-        }],
-        params: Params::default(),
-    };
+    let verifying: Vec<_> = writers.iter().map(SigningKey::verifying_key).collect();
+    let genesis = Genesis::new("bench", 0, vec![Validator::with_keys("bench", "Bench", &vkey.verifying_key(), &verifying, "")]);
     std::fs::write(dir.join("genesis.json"), genesis.to_json_pretty())?;
     KeyFile::from_signing_key(&vkey).write_new(&dir.join("v.key"))?;
     let cfg = NodeConfig {

@@ -10,7 +10,7 @@ use dojang_core::bundle::{ConsistencyBundle, InclusionBundle};
 use dojang_core::checkpoint::SignedCheckpoint;
 use dojang_core::did_key::DidKey;
 use dojang_core::entry::{Kind, UnsignedEntry};
-use dojang_core::genesis::{GENESIS_FORMAT, Genesis, Params, Validator};
+use dojang_core::genesis::{Genesis, Validator};
 use dojang_node::clock::ManualClock;
 use dojang_node::config::{NodeConfig, StorageKind};
 use dojang_node::keyfile::KeyFile;
@@ -30,22 +30,8 @@ async fn start(max_request_bytes: usize) -> Env {
     let dir = tempfile::tempdir().unwrap();
     let vkey = SigningKey::from_bytes(&[1; 32]);
     let writer = SigningKey::from_bytes(&[2; 32]);
-    let vdid = DidKey::from_verifying_key(&vkey.verifying_key());
-    let genesis = Genesis {
-        format: GENESIS_FORMAT.into(),
-        chain_id: "apitest".into(),
-        genesis_time_ms: 0,
-        validators: vec![Validator {
-            id: "v0".into(),
-            name: "Validator 0".into(),
-            did: vdid.did(),
-            consensus_key: vdid.did(),
-            voting_power: 1,
-            writer_keys: vec![DidKey::from_verifying_key(&writer.verifying_key()).key_id()],
-            api_address: String::new(),
-        }],
-        params: Params::default(),
-    };
+    let genesis =
+        Genesis::new("apitest", 0, vec![Validator::with_keys("v0", "Validator 0", &vkey.verifying_key(), &[writer.verifying_key()], "")]);
     std::fs::write(dir.path().join("genesis.json"), genesis.to_json_pretty()).unwrap();
     KeyFile::from_signing_key(&vkey).write_new(&dir.path().join("v.key")).unwrap();
     let cfg = NodeConfig {

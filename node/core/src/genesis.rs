@@ -107,6 +107,11 @@ fn valid_name(s: &str) -> bool {
 }
 
 impl Genesis {
+    /// A version 1 genesis with default parameters. Not yet validated.
+    pub fn new(chain_id: &str, genesis_time_ms: u64, validators: Vec<Validator>) -> Genesis {
+        Genesis { format: GENESIS_FORMAT.into(), chain_id: chain_id.to_owned(), genesis_time_ms, validators, params: Params::default() }
+    }
+
     /// Parses and validates a genesis file.
     pub fn from_json(bytes: &[u8]) -> Result<Genesis, GenesisError> {
         if bytes.len() > MAX_GENESIS_LEN {
@@ -213,6 +218,21 @@ impl Genesis {
 }
 
 impl Validator {
+    /// A validator of power 1 whose agency DID is its consensus key's did:key, and whose
+    /// agency writes with `writers` (signing keys of its systems).
+    pub fn with_keys(id: &str, name: &str, consensus: &VerifyingKey, writers: &[VerifyingKey], api_address: &str) -> Validator {
+        let did = DidKey::from_verifying_key(consensus).did();
+        Validator {
+            id: id.to_owned(),
+            name: name.to_owned(),
+            did: did.clone(),
+            consensus_key: did,
+            voting_power: 1,
+            writer_keys: writers.iter().map(|w| DidKey::from_verifying_key(w).key_id()).collect(),
+            api_address: api_address.to_owned(),
+        }
+    }
+
     /// The decoded consensus key; `validate` has already checked it parses.
     pub fn consensus_verifying_key(&self) -> Option<VerifyingKey> {
         DidKey::parse(&self.consensus_key).ok().map(|d| d.verifying_key())

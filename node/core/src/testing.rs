@@ -32,26 +32,14 @@ pub(crate) fn read_vector(rel: &str) -> Vec<u8> {
 /// A valid genesis with `n` validators of power 1 whose consensus and writer keys are
 /// derived from the seeds `[i + 1; 32]`.
 pub(crate) fn sample_genesis(n: u8) -> (crate::genesis::Genesis, Vec<ed25519_dalek::SigningKey>) {
-    use crate::did_key::DidKey;
-    use crate::genesis::{GENESIS_FORMAT, Genesis, Params, Validator};
+    use crate::genesis::{Genesis, Validator};
     let keys: Vec<ed25519_dalek::SigningKey> = (0..n).map(|i| ed25519_dalek::SigningKey::from_bytes(&[i + 1; 32])).collect();
     let validators = keys
         .iter()
         .enumerate()
-        .map(|(i, k)| {
-            let d = DidKey::from_verifying_key(&k.verifying_key());
-            Validator {
-                id: format!("agency-{i}"),
-                name: format!("Agency {i}"),
-                did: d.did(),
-                consensus_key: d.did(),
-                voting_power: 1,
-                writer_keys: vec![d.key_id()],
-                api_address: String::new(),
-            }
-        })
+        .map(|(i, k)| Validator::with_keys(&format!("agency-{i}"), &format!("Agency {i}"), &k.verifying_key(), &[k.verifying_key()], ""))
         .collect();
-    (Genesis { format: GENESIS_FORMAT.into(), chain_id: "test".into(), genesis_time_ms: 0, validators, params: Params::default() }, keys)
+    (Genesis::new("test", 0, validators), keys)
 }
 
 /// A deterministic RNG for tests: batch coefficients only need to be unpredictable to
