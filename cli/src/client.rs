@@ -31,6 +31,15 @@ pub fn get_text(node: &str, path: &str) -> anyhow::Result<String> {
     resp.into_string().with_context(|| format!("cannot read the answer of {node}"))
 }
 
+/// GET that returns the body whatever the status (DID resolution answers errors as
+/// resolution results); only transport failures are errors.
+pub fn get_text_any_status(node: &str, path: &str) -> anyhow::Result<String> {
+    match agent().get(&url(node, path)).call() {
+        Ok(resp) | Err(ureq::Error::Status(_, resp)) => resp.into_string().with_context(|| format!("cannot read the answer of {node}")),
+        Err(e) => Err(explain(node, e)),
+    }
+}
+
 /// Submits one encoded entry; returns the receipt JSON.
 pub fn post_entry(node: &str, bytes: &[u8]) -> anyhow::Result<serde_json::Value> {
     let resp = agent()

@@ -154,7 +154,6 @@ fn demo_entries(genesis: &Genesis, writer: &SigningKey, citizen: &SigningKey) ->
     let gh = genesis.hash();
     let now = now_ms();
     let w = DidKey::from_verifying_key(&writer.verifying_key()).key_id();
-    let c = DidKey::from_verifying_key(&citizen.verifying_key()).key_id();
     let base = now * 1000;
     let mut out = Vec::new();
     let mut push = |kind: Kind, author: &str, key: &SigningKey, n: u64, payload: serde_json::Value| -> anyhow::Result<()> {
@@ -169,13 +168,7 @@ fn demo_entries(genesis: &Genesis, writer: &SigningKey, citizen: &SigningKey) ->
         out.push(e.encode()?);
         Ok(())
     };
-    push(
-        Kind::DidOperation,
-        &c,
-        citizen,
-        1,
-        json!({"demo": "citizen registers a DID", "did": DidKey::from_verifying_key(&citizen.verifying_key()).did()}),
-    )?;
+    let citizen_did = citizen_did_create(citizen, &gh, now, base + 1)?;
     for (n, doc) in ["resident-registration-extract", "family-relation-certificate", "building-register"].iter().enumerate() {
         push(
             Kind::DocumentIssuance,
@@ -198,7 +191,37 @@ fn demo_entries(genesis: &Genesis, writer: &SigningKey, citizen: &SigningKey) ->
     }
     push(Kind::TrustRegistryChange, &w, writer, 50, json!({"demo": "trusted issuer listed", "issuer": w}))?;
     push(Kind::StatusListUpdate, &w, writer, 60, json!({"demo": "status list updated", "list": 1, "bits_set": 1}))?;
+    out.insert(0, citizen_did);
     Ok(out)
+}
+
+/// The citizen's did:dojang: an Ed25519 authentication key and its X25519 twin for
+/// key agreement (what access-log events will be sealed to), plus a wallet service.
+fn citizen_did_create(citizen: &SigningKey, gh: &dojang_core::hash::Hash, now: u64, nonce: u64) -> anyhow::Result<Vec<u8>> {
+    use dojang_core::did_dojang::{CreateOp, DidOperation, DocumentContent, Service, VerificationMethod};
+    let dk = DidKey::from_verifying_key(&citizen.verifying_key());
+    let op = DidOperation::Create(CreateOp {
+        document: DocumentContent {
+            verification_method: vec![
+                VerificationMethod { id: "#key-1".into(), method_type: "Multikey".into(), public_key_multibase: dk.multibase() },
+                VerificationMethod { id: "#key-2".into(), method_type: "Multikey".into(), public_key_multibase: dk.x25519_multibase() },
+            ],
+            authentication: vec!["#key-1".into()],
+            key_agreement: vec!["#key-2".into()],
+            service: vec![Service {
+                id: "#wallet".into(),
+                service_type: "DojangWallet".into(),
+                service_endpoint: "https://wallet.example.kr/".into(),
+            }],
+            ..Default::default()
+        },
+        controller_keys: vec![dk.did()],
+        next_key_commitment: None,
+        salt: None,
+    });
+    let e = UnsignedEntry { kind: Kind::DidOperation, author: dk.key_id(), nonce, timestamp_ms: now, payload: op.encode() }
+        .sign(citizen, gh)?;
+    Ok(e.encode()?)
 }
 
 /// A stand-in commitment for demo payloads (the real one is specified in specs/documents.md).

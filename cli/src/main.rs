@@ -9,6 +9,7 @@
 mod bench;
 mod client;
 mod devnet;
+mod did;
 
 use std::path::{Path, PathBuf};
 
@@ -43,6 +44,9 @@ enum Cmd {
     Genesis(GenesisCmd),
     /// Run a local devnet with demo data on embedded RocksDB (stop with Ctrl-C).
     Devnet(devnet::DevnetArgs),
+    /// DIDs: did:dojang operations, resolution, offline checks of resolution answers.
+    #[command(subcommand)]
+    Did(did::DidCmd),
     /// Sign an entry and submit it to a node.
     Submit(SubmitArgs),
     /// Checkpoints.
@@ -202,6 +206,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Cmd::Devnet(args) => devnet::run(args, json)?,
         Cmd::Submit(args) => submit(args, json)?,
+        Cmd::Did(cmd) => did::run(cmd, json)?,
         Cmd::Checkpoint(CheckpointCmd::Verify { genesis, file, node }) => {
             let g = load_genesis(&genesis)?;
             let text = match (file, node) {

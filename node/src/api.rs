@@ -9,7 +9,7 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -48,6 +48,7 @@ pub fn router(state: ApiState, max_body: usize) -> Router {
         .route("/v1/proofs/consistency", get(consistency))
         .route("/v1/nonce", get(nonce))
         .route("/v1/genesis", get(genesis))
+        .route("/1.0/identifiers/{*did}", get(resolve_identifier))
         .route("/healthz", get(healthz))
         .route("/metrics", get(render_metrics))
         .fallback(not_found)
@@ -121,6 +122,7 @@ fn admission_problem(e: &AdmissionError) -> Problem {
         AdmissionError::ClockSkew { .. } => (StatusCode::BAD_REQUEST, "timestamp out of range"),
         AdmissionError::Unauthorized { .. } => (StatusCode::FORBIDDEN, "not authorised"),
         AdmissionError::Replay { .. } => (StatusCode::CONFLICT, "replayed nonce"),
+        AdmissionError::DidOperation(_) => (StatusCode::BAD_REQUEST, "invalid did operation"),
     };
     Problem::new(status, e.slug(), title, e.to_string())
 }
@@ -351,6 +353,64 @@ async fn nonce(State(st): State<ApiState>, q: Result<Query<NonceQuery>, QueryRej
     let Query(q) = q.map_err(query_problem)?;
     let last = st.ledger.last_nonce(&q.author).map_err(|e| ledger_problem(&e))?;
     Ok(Json(json!({ "author": q.author, "last_nonce": last })).into_response())
+}
+
+/// `GET /1.0/identifiers/{did}`: DID resolution over the W3C DID Resolution HTTP(S)
+/// binding and the DIF Universal Resolver driver binding (`specs/api.md` §4). did:key
+/// resolves locally; did:dojang from the ledger, with a proof bundle in
+/// `didResolutionMetadata.dojangProof`. Errors are resolution results, not problem+json,
+/// because that is what resolver clients parse.
+async fn resolve_identifier(State(st): State<ApiState>, headers: HeaderMap, uri: Uri) -> Response {
+    use dojang_core::resolution;
+    // The raw, still percent-encoded segment: the binding decodes it itself.
+    let raw = uri.path().strip_prefix("/1.0/identifiers/").unwrap_or_default();
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    let (status, content_type, body) = match resolution::parse_did(raw) {
+        Ok((did, method)) if method == "dojang" => resolve_dojang(&st, &did, uri.query(), accept),
+        _ => resolution::respond_did_key(raw, uri.query(), accept),
+    };
+    let mut resp = (StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), body).into_response();
+    if let Ok(v) = HeaderValue::from_str(&content_type) {
+        resp.headers_mut().insert(header::CONTENT_TYPE, v);
+    }
+    resp
+}
+
+fn resolve_dojang(st: &ApiState, did: &str, query: Option<&str>, accept: Option<&str>) -> (u16, String, Vec<u8>) {
+    use dojang_core::did_dojang::{VersionSelector, parse_rfc3339};
+    use dojang_core::resolution::{self, ResolutionError, ResultFormat};
+    let negotiated = resolution::negotiate_with_format(accept);
+    let format = negotiated.as_ref().map_or(ResultFormat::Current, |n| n.format);
+    let outcome = (|| {
+        let options = resolution::parse_options(query)?;
+        let selector = match (&options.version_id, &options.version_time) {
+            (Some(v), _) => {
+                VersionSelector::VersionId(Hash::from_hex(v).map_err(|_| ResolutionError::not_found(&format!("{did}?versionId={v}")))?)
+            }
+            (None, Some(t)) => VersionSelector::VersionTime(
+                parse_rfc3339(t).ok_or_else(|| ResolutionError::invalid_options(format!("versionTime {t:?} is not a date-time")))?,
+            ),
+            (None, None) => VersionSelector::Latest,
+        };
+        let (resolved, proof) = st.ledger.resolve_did(did, selector).map_err(|e| match &e {
+            LedgerError::NoSuchDid(_) => ResolutionError::not_found(did),
+            LedgerError::Did(d) if d.code() == "notFound" => ResolutionError::NotFound(d.to_string()),
+            LedgerError::Did(d) if d.code() == "invalidDid" => ResolutionError::invalid_did(did, &d.to_string()),
+            _ => {
+                tracing::error!(error = %e, did, "did resolution failed");
+                ResolutionError::Internal("internal error".into())
+            }
+        })?;
+        let repr = negotiated.clone()?.representation;
+        Ok::<_, ResolutionError>((repr, resolved, proof))
+    })();
+    match outcome {
+        Ok((repr, r, proof)) => {
+            let extra = json!({ "dojangProof": proof });
+            resolution::render_success_as(format, repr, &r.document, &r.metadata, extra, r.deactivated)
+        }
+        Err(e) => resolution::render_error_as(format, &e),
+    }
 }
 
 async fn genesis(State(st): State<ApiState>) -> Response {

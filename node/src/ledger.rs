@@ -11,12 +11,15 @@ use std::sync::{Arc, Mutex, RwLock};
 use dojang_core::admission::{AdmissionError, Candidate, NonceTracker, Rules};
 use dojang_core::bundle::{ConsistencyBundle, InclusionBundle};
 use dojang_core::checkpoint::{Checkpoint, SignedCheckpoint};
+use dojang_core::did_dojang::{self, DidError, DidOperation, DidState, OpRecord, Resolved, VersionSelector};
+use dojang_core::did_proof::{DidProof, EntryProof};
+use dojang_core::entry::{Entry, Kind};
 use dojang_core::hash::Hash;
 use dojang_core::merkle::{Blake3Hasher, Frontier, ProofError};
 use ed25519_dalek::SigningKey;
 use serde::Serialize;
 
-use crate::storage::{CheckpointReader, EntryReader, IndexReader, LedgerBatch, StorageError, Store, TreeReader};
+use crate::storage::{CheckpointReader, DidReader, EntryReader, IndexReader, LedgerBatch, StorageError, Store, TreeReader};
 use crate::tree::CachedTree;
 
 /// Who signs this node's checkpoints: a genesis validator's id and consensus key.
@@ -62,6 +65,12 @@ pub enum LedgerError {
     Tree(#[from] crate::tree::TreeError),
     #[error("stored checkpoint is corrupt: {0}")]
     CorruptCheckpoint(String),
+    #[error("no did {0} on this ledger")]
+    NoSuchDid(String),
+    #[error(transparent)]
+    Did(#[from] DidError),
+    #[error("stored state of {did} is corrupt: {reason}")]
+    CorruptDid { did: String, reason: String },
     #[error("validator {0:?} is not in the genesis validator set, or its key does not match")]
     NotAValidator(String),
 }
@@ -156,17 +165,26 @@ impl Ledger {
         let mut out = Vec::with_capacity(batch.len());
         let mut lb = LedgerBatch { first_index, ..Default::default() };
         let mut accepted = Vec::with_capacity(batch.len());
+        // DID states changed by this batch, so later operations in it see earlier ones.
+        let mut dids: HashMap<String, DidState> = HashMap::new();
         for c in batch {
             let committed = match (nonces.pending(&c.entry.author), state.nonces.get(&c.entry.author)) {
                 (Some(_), _) => None,
                 (None, Some(n)) => Some(*n),
                 (None, None) => self.store.last_nonce(&c.entry.author)?,
             };
-            if let Err(e) = nonces.check_and_record(&c.entry, committed) {
+            if let Err(e) = nonces.check(&c.entry, committed) {
                 out.push(Err(e));
                 continue;
             }
             let index = frontier.size();
+            if c.entry.kind == Kind::DidOperation
+                && let Err(e) = self.apply_did_operation(&mut dids, &c, index)?
+            {
+                out.push(Err(e));
+                continue;
+            }
+            nonces.record(&c.entry);
             frontier.append::<Blake3Hasher>(c.leaf_hash, &mut lb.nodes);
             out.push(Ok(Receipt { index, leaf_hash: c.leaf_hash, tree_size: 0 }));
             lb.leaf_hashes.push(c.leaf_hash);
@@ -176,6 +194,11 @@ impl Ledger {
             return Ok(out);
         }
         lb.entries = accepted;
+        for (did, state) in dids {
+            let json = serde_json::to_vec(&state).map_err(|e| LedgerError::CorruptDid { did: did.clone(), reason: e.to_string() })?;
+            lb.dids.push((did, json));
+        }
+        lb.dids.sort();
         lb.nonces = nonces.into_updates().into_iter().collect();
         lb.nonces.sort();
         lb.new_size = frontier.size();
@@ -199,6 +222,85 @@ impl Ledger {
             r.tree_size = size;
         }
         Ok(out)
+    }
+
+    /// Step 5 for a DID operation (`specs/did-method-dojang.md` §5): check it against the
+    /// DID's state — earlier in this batch, else stored — and stage the new state. The
+    /// outer error is a storage failure; the inner one refuses this entry only.
+    fn apply_did_operation(
+        &self,
+        pending: &mut HashMap<String, DidState>,
+        c: &Candidate,
+        index: u64,
+    ) -> Result<Result<(), AdmissionError>, LedgerError> {
+        let op = match DidOperation::decode(&c.entry.payload) {
+            Ok(op) => op,
+            Err(e) => return Ok(Err(e.into())),
+        };
+        let did = match op.did() {
+            Ok(d) => d,
+            Err(e) => return Ok(Err(e.into())),
+        };
+        let prev = match pending.get(&did) {
+            Some(s) => Some(s.clone()),
+            None => self.did_state(&did)?,
+        };
+        let record = OpRecord { index, leaf_hash: c.leaf_hash, timestamp_ms: c.entry.timestamp_ms, author: c.entry.author.clone(), op };
+        match did_dojang::apply_record(prev, &record) {
+            Ok(state) => {
+                pending.insert(did, state);
+                Ok(Ok(()))
+            }
+            Err(e) => Ok(Err(e.into())),
+        }
+    }
+
+    /// The stored state of a DID.
+    pub fn did_state(&self, did: &str) -> Result<Option<DidState>, LedgerError> {
+        match self.store.did_state(did)? {
+            None => Ok(None),
+            Some(bytes) => {
+                serde_json::from_slice(&bytes).map(Some).map_err(|e| LedgerError::CorruptDid { did: did.to_owned(), reason: e.to_string() })
+            }
+        }
+    }
+
+    /// Resolves a `did:dojang` at `selector`, with the proof a verifier needs: every
+    /// operation of the DID up to the latest checkpoint, each with its inclusion proof.
+    pub fn resolve_did(&self, did: &str, selector: VersionSelector) -> Result<(Resolved, DidProof), LedgerError> {
+        // Checkpoint first: operations committed after it are left out of the answer.
+        let cp = self.checkpoint_for(None)?;
+        let size = cp.checkpoint.size;
+        let state = self.did_state(did)?.ok_or_else(|| LedgerError::NoSuchDid(did.to_owned()))?;
+        let mut records = Vec::new();
+        let mut entries = Vec::new();
+        for v in state.versions().iter().filter(|v| v.index < size) {
+            let bytes = self.store.entry(v.index)?.ok_or(LedgerError::NoSuchEntry { index: v.index, size })?;
+            let e = Entry::decode(&bytes).map_err(|err| LedgerError::CorruptDid { did: did.to_owned(), reason: err.to_string() })?;
+            let op = DidOperation::decode(&e.payload)?;
+            records.push(OpRecord {
+                index: v.index,
+                leaf_hash: dojang_core::entry::leaf_hash(&bytes),
+                timestamp_ms: e.timestamp_ms,
+                author: e.author,
+                op,
+            });
+            entries.push(EntryProof {
+                index: v.index,
+                entry: base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &bytes),
+                proof: self.tree.inclusion_proof(v.index, size)?,
+            });
+        }
+        if records.is_empty() {
+            return Err(LedgerError::NoSuchDid(did.to_owned()));
+        }
+        let resolved = did_dojang::resolve(&records, selector)?;
+        let (version_id, version_time_ms) = match selector {
+            VersionSelector::Latest => (None, None),
+            VersionSelector::VersionId(h) => (Some(h), None),
+            VersionSelector::VersionTime(t) => (None, Some(t)),
+        };
+        Ok((resolved, DidProof { did: did.to_owned(), version_id, version_time_ms, checkpoint: cp.to_text(), entries }))
     }
 
     /// The latest checkpoint: its tree size and signed-note text.

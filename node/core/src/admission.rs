@@ -34,6 +34,8 @@ pub enum AdmissionError {
     Unauthorized { author: String, kind: &'static str },
     #[error("replayed nonce {nonce} from {author:?}: nonces must exceed the last accepted one, {last}")]
     Replay { author: String, nonce: u64, last: u64 },
+    #[error(transparent)]
+    DidOperation(#[from] crate::did_dojang::DidError),
 }
 
 impl AdmissionError {
@@ -48,6 +50,7 @@ impl AdmissionError {
             AdmissionError::ClockSkew { .. } => "clock-skew",
             AdmissionError::Unauthorized { .. } => "unauthorized",
             AdmissionError::Replay { .. } => "replayed-nonce",
+            AdmissionError::DidOperation(_) => "invalid-did-operation",
         }
     }
 }
@@ -112,7 +115,11 @@ impl Rules {
     /// any key; every agency kind needs a writer key registered to a genesis agency.
     pub fn authorize(&self, entry: &Entry) -> Result<(), AdmissionError> {
         match entry.kind {
-            Kind::DidOperation => Ok(()),
+            // Self-certifying: the payload must be a well-formed operation; who may sign
+            // it depends on the DID's state and is checked when the batch is applied.
+            Kind::DidOperation => {
+                crate::did_dojang::DidOperation::decode(&entry.payload).and_then(|op| op.validate()).map_err(AdmissionError::from)
+            }
             Kind::DocumentIssuance | Kind::DocumentRevocation | Kind::AccessEvent | Kind::TrustRegistryChange | Kind::StatusListUpdate => {
                 if self.genesis.agency_of_writer(&entry.author).is_some() {
                     Ok(())

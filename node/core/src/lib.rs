@@ -11,10 +11,15 @@
 //!   and consistency proofs (`specs/ledger.md` §4).
 //! - [`entry`]: the signed entry envelope and its canonical byte encoding (§2, §3).
 //! - [`did_key`]: `did:key` for Ed25519 (`specs/did-key.md`).
+//! - [`did_dojang`]: the `did:dojang` method — operations, state, historic resolution
+//!   (`specs/did-method-dojang.md`); [`did_proof`]: resolution answers proven against a
+//!   quorum checkpoint.
 //! - [`genesis`]: the genesis file, its hash, and the validator set (`specs/genesis.md`).
 //! - [`signature`]: Ed25519 validity (ZIP 215), single and batch, always in agreement.
 //! - [`checkpoint`]: signed tree heads in the C2SP tlog-checkpoint / signed-note format,
 //!   with quorum verification against the genesis validator set (§5).
+//! - [`resolution`]: the W3C DID Resolution HTTP(S) binding and the DIF driver binding,
+//!   as pure functions (negotiation, options, status codes, result rendering).
 //! - [`admission`]: the pure admission rules of the write path: decode, verify,
 //!   authorise, replay-check (§6).
 //! - [`bundle`]: offline proof bundles: an entry or a tree extension proven against a
@@ -23,11 +28,14 @@
 pub mod admission;
 pub mod bundle;
 pub mod checkpoint;
+pub mod did_dojang;
 pub mod did_key;
+pub mod did_proof;
 pub mod entry;
 pub mod genesis;
 pub mod hash;
 pub mod merkle;
+pub mod resolution;
 pub mod signature;
 
 #[cfg(test)]
