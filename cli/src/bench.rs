@@ -253,3 +253,159 @@ fn summary(v: &mut [f64]) -> serde_json::Value {
     let mean = v.iter().sum::<f64>() / v.len().max(1) as f64;
     json!({ "mean": (mean * 100.0).round() / 100.0, "p50": (pick(0.5) * 100.0).round() / 100.0, "p99": (pick(0.99) * 100.0).round() / 100.0 })
 }
+
+#[derive(Debug, clap::Args)]
+pub struct DidBenchArgs {
+    /// Background entries in the ledger before the DIDs are created.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub entries: u64,
+    /// DIDs created, each with a create and two updates.
+    #[arg(long, default_value_t = 200)]
+    pub dids: u64,
+    /// In-process resolutions timed.
+    #[arg(long, default_value_t = 5000)]
+    pub resolutions: u64,
+    /// Seconds of HTTP load (wrk, if installed; 0 skips).
+    #[arg(long, default_value_t = 10)]
+    pub http_seconds: u64,
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+/// `dojang bench did`: did:dojang resolution with proofs, in process and over HTTP.
+pub fn did(args: DidBenchArgs) -> anyhow::Result<()> {
+    use dojang_core::did_dojang::{CreateOp, DidOperation, DocumentContent, UpdateOp, VerificationMethod, VersionSelector};
+    let tmp = tempfile::tempdir().context("cannot create a temporary folder")?;
+    let dir = tmp.path();
+    let vkey = SigningKey::from_bytes(&[1; 32]);
+    let writers: Vec<SigningKey> = (0..8u8).map(|i| SigningKey::from_bytes(&[100 + i; 32])).collect();
+    let verifying: Vec<_> = writers.iter().map(SigningKey::verifying_key).collect();
+    let genesis = Genesis::new("bench", 0, vec![Validator::with_keys("bench", "Bench", &vkey.verifying_key(), &verifying, "")]);
+    std::fs::write(dir.join("genesis.json"), genesis.to_json_pretty())?;
+    KeyFile::from_signing_key(&vkey).write_new(&dir.join("v.key"))?;
+    let cfg = NodeConfig {
+        data_dir: dir.join("data"),
+        genesis: dir.join("genesis.json"),
+        validator_key: dir.join("v.key"),
+        validator_id: "bench".into(),
+        listen: "127.0.0.1:0".parse()?,
+        max_batch: 16384,
+        queue_bytes: 256 << 20,
+        max_request_bytes: 16 << 20,
+        storage: StorageKind::Rocksdb,
+    };
+    let gh = genesis.hash();
+    let now = crate::devnet::now_ms();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let node = rt.block_on(dojang_node::node::start(&cfg, Arc::new(SystemClock)))?;
+    let write = node.parts.write.clone();
+    let ledger = node.parts.ledger.clone();
+    // Background load, written in chunks so memory stays flat.
+    let fill = Instant::now();
+    let mut nonce = 0u64;
+    let chunk = 8192u64;
+    let mut written = 0u64;
+    while written < args.entries {
+        let n = chunk.min(args.entries - written);
+        let batch: Vec<Vec<u8>> = (0..n)
+            .filter_map(|i| {
+                let w = (i % writers.len() as u64) as usize;
+                let key = writers.get(w)?;
+                nonce += 1;
+                let author = DidKey::from_verifying_key(&key.verifying_key()).key_id();
+                let e = UnsignedEntry { kind: Kind::AccessEvent, author, nonce, timestamp_ms: now, payload: vec![b'x'; 64] }.sign(key, &gh).ok()?;
+                e.encode().ok()
+            })
+            .collect();
+        rt.block_on(write.submit(batch))?;
+        written += n;
+    }
+    let fill_secs = fill.elapsed().as_secs_f64();
+    // DIDs: create, then two updates each, interleaved across DIDs.
+    let keys: Vec<SigningKey> = (0..args.dids).map(|i| SigningKey::from_bytes(blake3_seed(i).as_bytes())).collect();
+    let content = |dk: &DidKey, n: usize| DocumentContent {
+        verification_method: vec![
+            VerificationMethod { id: "#key-1".into(), method_type: "Multikey".into(), public_key_multibase: dk.multibase() },
+            VerificationMethod { id: "#key-2".into(), method_type: "Multikey".into(), public_key_multibase: dk.x25519_multibase() },
+        ],
+        authentication: vec!["#key-1".into()],
+        assertion_method: if n > 0 { vec!["#key-1".into()] } else { vec![] },
+        key_agreement: vec!["#key-2".into()],
+        ..Default::default()
+    };
+    let mut dids = Vec::new();
+    let mut previous = Vec::new();
+    for round in 0..3usize {
+        let mut batch = Vec::new();
+        for (i, k) in keys.iter().enumerate() {
+            let dk = DidKey::from_verifying_key(&k.verifying_key());
+            let op = if round == 0 {
+                DidOperation::Create(CreateOp { document: content(&dk, 0), controller_keys: vec![dk.did()], next_key_commitment: None, salt: None })
+            } else {
+                let (Some(did), Some(prev)) = (dids.get(i), previous.get(i)) else { continue };
+                DidOperation::Update(UpdateOp { did: String::clone(did), previous: *prev, document: content(&dk, round) })
+            };
+            if round == 0 {
+                dids.push(op.did()?);
+            }
+            let e = UnsignedEntry { kind: Kind::DidOperation, author: dk.key_id(), nonce: round as u64 + 1, timestamp_ms: now, payload: op.encode() }
+                .sign(k, &gh)?;
+            batch.push(e.encode()?);
+        }
+        let out = rt.block_on(write.submit(batch))?;
+        previous = out.into_iter().map(|o| o.map(|r| r.leaf_hash)).collect::<Result<Vec<_>, _>>().map_err(|e| anyhow::anyhow!("did op refused: {e}"))?;
+    }
+    // In-process resolution with proof.
+    let mut rng = Rng(7);
+    let mut times = Vec::new();
+    let mut bundle_bytes = 0usize;
+    for _ in 0..args.resolutions {
+        let did = dids.get((rng.next() % args.dids.max(1)) as usize).context("no dids")?;
+        let t = Instant::now();
+        let (_, proof) = ledger.resolve_did(did, VersionSelector::Latest)?;
+        times.push(t.elapsed().as_nanos() as f64 / 1000.0);
+        bundle_bytes = serde_json::to_vec(&proof)?.len();
+    }
+    let sample = dids.first().context("no dids")?.clone();
+    let url = format!("{}/1.0/identifiers/{sample}", node.url());
+    let answer_bytes = ureq::get(&url).call().map_err(Box::new)?.into_string()?.len();
+    let http = if args.http_seconds == 0 { json!("skipped") } else { wrk(&url, args.http_seconds) };
+    rt.block_on(node.stop());
+    let report = json!({
+        "benchmark": "dojang bench did",
+        "ledger_entries": ledger.size(),
+        "fill_seconds": fill_secs,
+        "dids": args.dids,
+        "ops_per_did": 3,
+        "in_process_resolution_with_proof_us": summary(&mut times),
+        "proof_bundle_bytes_3_ops": bundle_bytes,
+        "resolution_result_bytes": answer_bytes,
+        "http": http,
+    });
+    if let Some(p) = &args.out {
+        std::fs::write(p, serde_json::to_string_pretty(&report)?).with_context(|| format!("cannot write {}", p.display()))?;
+    }
+    crate::emit(true, report, String::new);
+    Ok(())
+}
+
+fn blake3_seed(i: u64) -> dojang_core::hash::Hash {
+    dojang_core::entry::leaf_hash(&i.to_be_bytes())
+}
+
+/// Runs `wrk` (Debian package `wrk`) against `url` on loopback and parses its summary.
+fn wrk(url: &str, seconds: u64) -> serde_json::Value {
+    let out = std::process::Command::new("wrk").args(["-t2", "-c64", &format!("-d{seconds}s"), "--latency", url]).output();
+    let Ok(out) = out else { return json!("wrk not installed (apt-get install wrk)") };
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let field = |prefix: &str| {
+        text.lines().find_map(|l| l.trim().strip_prefix(prefix).map(|r| r.split_whitespace().next().unwrap_or("").to_owned())).unwrap_or_default()
+    };
+    json!({
+        "tool": "wrk -t2 -c64 (same 2-core machine as the node)",
+        "requests_per_sec": field("Requests/sec:"),
+        "latency_p50": field("50%"),
+        "latency_p99": field("99%"),
+        "non_2xx": field("Non-2xx or 3xx responses:"),
+    })
+}

@@ -198,9 +198,16 @@ fn demo_entries(genesis: &Genesis, writer: &SigningKey, citizen: &SigningKey) ->
 /// The citizen's did:dojang: an Ed25519 authentication key and its X25519 twin for
 /// key agreement (what access-log events will be sealed to), plus a wallet service.
 fn citizen_did_create(citizen: &SigningKey, gh: &dojang_core::hash::Hash, now: u64, nonce: u64) -> anyhow::Result<Vec<u8>> {
+    let dk = DidKey::from_verifying_key(&citizen.verifying_key());
+    let op = citizen_create_op(citizen);
+    let e = UnsignedEntry { kind: Kind::DidOperation, author: dk.key_id(), nonce, timestamp_ms: now, payload: op.encode() }.sign(citizen, gh)?;
+    Ok(e.encode()?)
+}
+
+fn citizen_create_op(citizen: &SigningKey) -> dojang_core::did_dojang::DidOperation {
     use dojang_core::did_dojang::{CreateOp, DidOperation, DocumentContent, Service, VerificationMethod};
     let dk = DidKey::from_verifying_key(&citizen.verifying_key());
-    let op = DidOperation::Create(CreateOp {
+    DidOperation::Create(CreateOp {
         document: DocumentContent {
             verification_method: vec![
                 VerificationMethod { id: "#key-1".into(), method_type: "Multikey".into(), public_key_multibase: dk.multibase() },
@@ -218,10 +225,7 @@ fn citizen_did_create(citizen: &SigningKey, gh: &dojang_core::hash::Hash, now: u
         controller_keys: vec![dk.did()],
         next_key_commitment: None,
         salt: None,
-    });
-    let e = UnsignedEntry { kind: Kind::DidOperation, author: dk.key_id(), nonce, timestamp_ms: now, payload: op.encode() }
-        .sign(citizen, gh)?;
-    Ok(e.encode()?)
+    })
 }
 
 /// A stand-in commitment for demo payloads (the real one is specified in specs/documents.md).
@@ -256,14 +260,16 @@ pub fn run(args: DevnetArgs, json: bool) -> anyhow::Result<()> {
             }
         }
         let url = node.url();
+        let (_, citizen) = KeyFile::load(&citizen_path)?;
+        let citizen_did = citizen_create_op(&citizen).did()?;
         let exe = std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_else(|_| "dojang".into());
         let g = dir.join("genesis.json");
         emit(
             json,
-            json!({ "chain_id": parts.genesis.chain_id, "nodes": [url], "genesis": g, "tree_size": parts.ledger.size(), "demo_entries_loaded": loaded }),
+            json!({ "chain_id": parts.genesis.chain_id, "nodes": [url], "genesis": g, "tree_size": parts.ledger.size(), "demo_entries_loaded": loaded, "citizen_did": citizen_did }),
             || {
                 format!(
-                    "Dojang devnet is running: chain {chain}, 1 validator ({vid}), {size} entries ({loaded} demo entries loaded now).\n  node 0 API: {url}\n\nTry next:\n  curl -s {url}/v1/checkpoint\n  curl -s -H 'Accept: application/json' {url}/v1/entries/0\n  {exe} checkpoint verify --genesis {g} --node {url}\n  {exe} proof verify --genesis {g} --node {url} --index 3\n  {exe} submit --node {url} --key {w} --kind access-event/v1 --payload 'hello'\n\nThe ledger lives in {d}; Ctrl-C stops the node and the next run resumes it.",
+                    "Dojang devnet is running: chain {chain}, 1 validator ({vid}), {size} entries ({loaded} demo entries loaded now).\n  node 0 API: {url}\n\nTry next:\n  curl -s {url}/v1/checkpoint\n  curl -s -H 'Accept: application/json' {url}/v1/entries/0\n  {exe} checkpoint verify --genesis {g} --node {url}\n  {exe} proof verify --genesis {g} --node {url} --index 3\n  {exe} submit --node {url} --key {w} --kind access-event/v1 --payload 'hello'\n  curl -s {url}/1.0/identifiers/{citizen_did}\n  {exe} did resolve --node {url} {citizen_did} --save answer.json\n  {exe} did verify-resolution --genesis {g} --file answer.json\n\nThe ledger lives in {d}; Ctrl-C stops the node and the next run resumes it.",
                     chain = parts.genesis.chain_id,
                     vid = cfg.validator_id,
                     size = parts.ledger.size(),

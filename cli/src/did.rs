@@ -132,7 +132,7 @@ fn parse_service(s: &str) -> anyhow::Result<Service> {
     }
 }
 
-fn load_key(path: &PathBuf) -> anyhow::Result<(DidKey, SigningKey)> {
+fn load_key(path: &std::path::Path) -> anyhow::Result<(DidKey, SigningKey)> {
     let (_, key) = KeyFile::load(path)?;
     Ok((DidKey::from_verifying_key(&key.verifying_key()), key))
 }
@@ -179,7 +179,11 @@ fn latest(state: &DidState) -> anyhow::Result<(Hash, u64)> {
 
 fn done(json: bool, did: &str, what: &str, receipt: &Value) {
     emit(json, json!({ "did": did, "operation": what, "receipt": receipt }), || {
-        format!("{what}: {did}\ncommitted as entry {} (checkpoint size {})", receipt["index"], receipt["tree_size"])
+        format!(
+            "{what}: {did}\ncommitted as entry {} (checkpoint size {})",
+            receipt.get("index").cloned().unwrap_or_default(),
+            receipt.get("tree_size").cloned().unwrap_or_default()
+        )
     });
 }
 
@@ -201,7 +205,7 @@ pub fn run(cmd: DidCmd, json: bool) -> anyhow::Result<()> {
             for s in &service {
                 document.service.push(parse_service(s)?);
             }
-            let next = next_key.as_ref().map(load_key).transpose()?.map(|(d, _)| did_dojang::next_key_commitment(&d));
+            let next = next_key.as_deref().map(load_key).transpose()?.map(|(d, _)| did_dojang::next_key_commitment(&d));
             let op = DidOperation::Create(CreateOp { document, controller_keys: vec![dk.did()], next_key_commitment: next, salt: None });
             op.validate()?;
             let did = op.did()?;
@@ -236,7 +240,7 @@ pub fn run(cmd: DidCmd, json: bool) -> anyhow::Result<()> {
             let (new_dk, _) = load_key(&new_key)?;
             let state = current_state(&conn, &g, &did)?;
             let (previous, t) = latest(&state)?;
-            let next = next_key.as_ref().map(load_key).transpose()?.map(|(d, _)| did_dojang::next_key_commitment(&d));
+            let next = next_key.as_deref().map(load_key).transpose()?.map(|(d, _)| did_dojang::next_key_commitment(&d));
             let op = DidOperation::Rotate(RotateOp {
                 did: did.clone(),
                 previous,
@@ -273,7 +277,7 @@ pub fn run(cmd: DidCmd, json: bool) -> anyhow::Result<()> {
             if let Some(err) = answer.pointer("/didResolutionMetadata/error") {
                 bail!("cannot resolve {did}: {}", err.get("detail").and_then(Value::as_str).unwrap_or(&err.to_string()));
             }
-            emit(json, answer.clone(), || serde_json::to_string_pretty(&answer["didDocument"]).unwrap_or_default());
+            emit(json, answer.clone(), || serde_json::to_string_pretty(answer.get("didDocument").unwrap_or(&Value::Null)).unwrap_or_default());
         }
         DidCmd::VerifyResolution { genesis, file } => {
             let g = load_genesis(&genesis)?;

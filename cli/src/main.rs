@@ -153,6 +153,8 @@ enum ProofCmd {
 enum BenchCmd {
     /// Ledger write path, proof generation and storage figures.
     Ledger(bench::LedgerBenchArgs),
+    /// did:dojang resolution with proofs: in process, bundle size, HTTP under wrk.
+    Did(bench::DidBenchArgs),
 }
 
 fn main() {
@@ -279,6 +281,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             verify_bundle(&g, &text, trusted.as_ref(), json)?;
         }
         Cmd::Bench(BenchCmd::Ledger(args)) => bench::ledger(args)?,
+        Cmd::Bench(BenchCmd::Did(args)) => bench::did(args)?,
     }
     Ok(())
 }
