@@ -268,6 +268,9 @@ pub struct DidBenchArgs {
     /// Seconds of HTTP load (wrk, if installed; 0 skips).
     #[arg(long, default_value_t = 10)]
     pub http_seconds: u64,
+    /// Concurrent HTTP connections.
+    #[arg(long, default_value_t = 16)]
+    pub connections: u64,
     #[arg(long)]
     pub out: Option<PathBuf>,
 }
@@ -313,7 +316,9 @@ pub fn did(args: DidBenchArgs) -> anyhow::Result<()> {
                 let key = writers.get(w)?;
                 nonce += 1;
                 let author = DidKey::from_verifying_key(&key.verifying_key()).key_id();
-                let e = UnsignedEntry { kind: Kind::AccessEvent, author, nonce, timestamp_ms: now, payload: vec![b'x'; 64] }.sign(key, &gh).ok()?;
+                let e = UnsignedEntry { kind: Kind::AccessEvent, author, nonce, timestamp_ms: now, payload: vec![b'x'; 64] }
+                    .sign(key, &gh)
+                    .ok()?;
                 e.encode().ok()
             })
             .collect();
@@ -340,7 +345,12 @@ pub fn did(args: DidBenchArgs) -> anyhow::Result<()> {
         for (i, k) in keys.iter().enumerate() {
             let dk = DidKey::from_verifying_key(&k.verifying_key());
             let op = if round == 0 {
-                DidOperation::Create(CreateOp { document: content(&dk, 0), controller_keys: vec![dk.did()], next_key_commitment: None, salt: None })
+                DidOperation::Create(CreateOp {
+                    document: content(&dk, 0),
+                    controller_keys: vec![dk.did()],
+                    next_key_commitment: None,
+                    salt: None,
+                })
             } else {
                 let (Some(did), Some(prev)) = (dids.get(i), previous.get(i)) else { continue };
                 DidOperation::Update(UpdateOp { did: String::clone(did), previous: *prev, document: content(&dk, round) })
@@ -348,12 +358,22 @@ pub fn did(args: DidBenchArgs) -> anyhow::Result<()> {
             if round == 0 {
                 dids.push(op.did()?);
             }
-            let e = UnsignedEntry { kind: Kind::DidOperation, author: dk.key_id(), nonce: round as u64 + 1, timestamp_ms: now, payload: op.encode() }
-                .sign(k, &gh)?;
+            let e = UnsignedEntry {
+                kind: Kind::DidOperation,
+                author: dk.key_id(),
+                nonce: round as u64 + 1,
+                timestamp_ms: now,
+                payload: op.encode(),
+            }
+            .sign(k, &gh)?;
             batch.push(e.encode()?);
         }
         let out = rt.block_on(write.submit(batch))?;
-        previous = out.into_iter().map(|o| o.map(|r| r.leaf_hash)).collect::<Result<Vec<_>, _>>().map_err(|e| anyhow::anyhow!("did op refused: {e}"))?;
+        previous = out
+            .into_iter()
+            .map(|o| o.map(|r| r.leaf_hash))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| anyhow::anyhow!("did op refused: {e}"))?;
     }
     // In-process resolution with proof.
     let mut rng = Rng(7);
@@ -369,7 +389,7 @@ pub fn did(args: DidBenchArgs) -> anyhow::Result<()> {
     let sample = dids.first().context("no dids")?.clone();
     let url = format!("{}/1.0/identifiers/{sample}", node.url());
     let answer_bytes = ureq::get(&url).call().map_err(Box::new)?.into_string()?.len();
-    let http = if args.http_seconds == 0 { json!("skipped") } else { wrk(&url, args.http_seconds) };
+    let http = if args.http_seconds == 0 { json!("skipped") } else { wrk(&url, args.http_seconds, args.connections) };
     rt.block_on(node.stop());
     let report = json!({
         "benchmark": "dojang bench did",
@@ -394,15 +414,18 @@ fn blake3_seed(i: u64) -> dojang_core::hash::Hash {
 }
 
 /// Runs `wrk` (Debian package `wrk`) against `url` on loopback and parses its summary.
-fn wrk(url: &str, seconds: u64) -> serde_json::Value {
-    let out = std::process::Command::new("wrk").args(["-t2", "-c64", &format!("-d{seconds}s"), "--latency", url]).output();
+fn wrk(url: &str, seconds: u64, connections: u64) -> serde_json::Value {
+    let out =
+        std::process::Command::new("wrk").args(["-t2", &format!("-c{connections}"), &format!("-d{seconds}s"), "--latency", url]).output();
     let Ok(out) = out else { return json!("wrk not installed (apt-get install wrk)") };
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     let field = |prefix: &str| {
-        text.lines().find_map(|l| l.trim().strip_prefix(prefix).map(|r| r.split_whitespace().next().unwrap_or("").to_owned())).unwrap_or_default()
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix(prefix).map(|r| r.split_whitespace().next().unwrap_or("").to_owned()))
+            .unwrap_or_default()
     };
     json!({
-        "tool": "wrk -t2 -c64 (same 2-core machine as the node)",
+        "tool": format!("wrk -t2 -c{connections}, one DID, on the same 2-core machine as the node"),
         "requests_per_sec": field("Requests/sec:"),
         "latency_p50": field("50%"),
         "latency_p99": field("99%"),

@@ -200,7 +200,8 @@ fn demo_entries(genesis: &Genesis, writer: &SigningKey, citizen: &SigningKey) ->
 fn citizen_did_create(citizen: &SigningKey, gh: &dojang_core::hash::Hash, now: u64, nonce: u64) -> anyhow::Result<Vec<u8>> {
     let dk = DidKey::from_verifying_key(&citizen.verifying_key());
     let op = citizen_create_op(citizen);
-    let e = UnsignedEntry { kind: Kind::DidOperation, author: dk.key_id(), nonce, timestamp_ms: now, payload: op.encode() }.sign(citizen, gh)?;
+    let e = UnsignedEntry { kind: Kind::DidOperation, author: dk.key_id(), nonce, timestamp_ms: now, payload: op.encode() }
+        .sign(citizen, gh)?;
     Ok(e.encode()?)
 }
 

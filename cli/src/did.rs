@@ -100,6 +100,9 @@ pub enum DidCmd {
         genesis: PathBuf,
         #[arg(long)]
         file: PathBuf,
+        /// The DID you asked for: refuse an answer about any other.
+        #[arg(long)]
+        did: Option<String>,
     },
 }
 
@@ -152,7 +155,9 @@ fn current_state(conn: &Conn, genesis: &Genesis, did: &str) -> anyhow::Result<Di
     let answer: Value = serde_json::from_str(&client::get_text(&conn.node, &format!("/1.0/identifiers/{did}"))?)
         .context("the node's resolution result is not json")?;
     let proof = proof_of(&answer)?;
-    proof.verify(genesis, answer.get("didDocument").unwrap_or(&Value::Null), answer.get("didDocumentMetadata").unwrap_or(&Value::Null))?;
+    let (document, metadata) =
+        (answer.get("didDocument").unwrap_or(&Value::Null), answer.get("didDocumentMetadata").unwrap_or(&Value::Null));
+    proof.verify_for(genesis, did, did_dojang::VersionSelector::Latest, document, metadata)?;
     let mut state: Option<DidState> = None;
     for p in &proof.entries {
         let bytes = base64::engine::general_purpose::STANDARD.decode(&p.entry)?;
@@ -277,13 +282,20 @@ pub fn run(cmd: DidCmd, json: bool) -> anyhow::Result<()> {
             if let Some(err) = answer.pointer("/didResolutionMetadata/error") {
                 bail!("cannot resolve {did}: {}", err.get("detail").and_then(Value::as_str).unwrap_or(&err.to_string()));
             }
-            emit(json, answer.clone(), || serde_json::to_string_pretty(answer.get("didDocument").unwrap_or(&Value::Null)).unwrap_or_default());
+            emit(json, answer.clone(), || {
+                serde_json::to_string_pretty(answer.get("didDocument").unwrap_or(&Value::Null)).unwrap_or_default()
+            });
         }
-        DidCmd::VerifyResolution { genesis, file } => {
+        DidCmd::VerifyResolution { genesis, file, did } => {
             let g = load_genesis(&genesis)?;
             let text = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
             let answer: Value = serde_json::from_str(&text).context("the answer is not json")?;
             let proof = proof_of(&answer)?;
+            if let Some(d) = &did
+                && d != &proof.did
+            {
+                bail!("the answer is about {}, not {d}", proof.did);
+            }
             let (resolved, cp) = proof.verify(
                 &g,
                 answer.get("didDocument").unwrap_or(&Value::Null),

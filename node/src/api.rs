@@ -35,6 +35,43 @@ pub struct ApiState {
     pub write: Arc<WritePath>,
     pub metrics: Arc<Metrics>,
     pub genesis_json: Arc<String>,
+    pub did_answers: Arc<DidAnswerCache>,
+}
+
+/// Rendered did:dojang answers, reused while the DID has no new operation and the
+/// answer is younger than [`DidAnswerCache::MAX_AGE`]. A reused answer proves against a
+/// slightly older checkpoint — still quorum-signed, still covering every operation of the
+/// DID — which is what lets resolution skip replay and proof generation on the hot path.
+#[derive(Debug, Default)]
+pub struct DidAnswerCache {
+    answers: std::sync::RwLock<std::collections::HashMap<(String, String, String), CachedAnswer>>,
+}
+
+#[derive(Debug, Clone)]
+struct CachedAnswer {
+    versions: usize,
+    at: std::time::Instant,
+    status: u16,
+    content_type: String,
+    body: Bytes,
+}
+
+impl DidAnswerCache {
+    pub const MAX_AGE: std::time::Duration = std::time::Duration::from_secs(2);
+    const MAX_ENTRIES: usize = 100_000;
+
+    fn get(&self, key: &(String, String, String), versions: usize) -> Option<CachedAnswer> {
+        let map = self.answers.read().unwrap_or_else(|p| p.into_inner());
+        map.get(key).filter(|a| a.versions == versions && a.at.elapsed() < Self::MAX_AGE).cloned()
+    }
+
+    fn put(&self, key: (String, String, String), answer: CachedAnswer) {
+        let mut map = self.answers.write().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= Self::MAX_ENTRIES {
+            map.clear();
+        }
+        map.insert(key, answer);
+    }
 }
 
 /// Builds the router. `max_body` bounds every request body in bytes.
@@ -366,8 +403,34 @@ async fn resolve_identifier(State(st): State<ApiState>, headers: HeaderMap, uri:
     let raw = uri.path().strip_prefix("/1.0/identifiers/").unwrap_or_default();
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
     let (status, content_type, body) = match resolution::parse_did(raw) {
-        Ok((did, method)) if method == "dojang" => resolve_dojang(&st, &did, uri.query(), accept),
-        _ => resolution::respond_did_key(raw, uri.query(), accept),
+        Ok((did, method)) if method == "dojang" => {
+            let versions = st.ledger.did_state(&did).ok().flatten().map(|s| s.versions().len());
+            let key = (did.clone(), uri.query().unwrap_or_default().to_owned(), accept.unwrap_or_default().to_owned());
+            match versions.and_then(|v| st.did_answers.get(&key, v)) {
+                Some(a) => (a.status, a.content_type, a.body),
+                None => {
+                    let (status, content_type, body, proven) = resolve_dojang(&st, &did, uri.query(), accept);
+                    let body = Bytes::from(body);
+                    // Keyed by the versions the answer proves (not the count read above,
+                    // which may be newer than the checkpoint the answer used).
+                    if let (Some(v), 200 | 410) = (proven, status) {
+                        let answer = CachedAnswer {
+                            versions: v,
+                            at: std::time::Instant::now(),
+                            status,
+                            content_type: content_type.clone(),
+                            body: body.clone(),
+                        };
+                        st.did_answers.put(key, answer);
+                    }
+                    (status, content_type, body)
+                }
+            }
+        }
+        _ => {
+            let (status, content_type, body) = resolution::respond_did_key(raw, uri.query(), accept);
+            (status, content_type, Bytes::from(body))
+        }
     };
     let mut resp = (StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), body).into_response();
     if let Ok(v) = HeaderValue::from_str(&content_type) {
@@ -376,7 +439,8 @@ async fn resolve_identifier(State(st): State<ApiState>, headers: HeaderMap, uri:
     resp
 }
 
-fn resolve_dojang(st: &ApiState, did: &str, query: Option<&str>, accept: Option<&str>) -> (u16, String, Vec<u8>) {
+/// Resolves and renders; the last value is how many operations the answer's proof carries.
+fn resolve_dojang(st: &ApiState, did: &str, query: Option<&str>, accept: Option<&str>) -> (u16, String, Vec<u8>, Option<usize>) {
     use dojang_core::did_dojang::{VersionSelector, parse_rfc3339};
     use dojang_core::resolution::{self, ResolutionError, ResultFormat};
     let negotiated = resolution::negotiate_with_format(accept);
@@ -406,10 +470,15 @@ fn resolve_dojang(st: &ApiState, did: &str, query: Option<&str>, accept: Option<
     })();
     match outcome {
         Ok((repr, r, proof)) => {
+            let proven = proof.entries.len();
             let extra = json!({ "dojangProof": proof });
-            resolution::render_success_as(format, repr, &r.document, &r.metadata, extra, r.deactivated)
+            let (s, c, b) = resolution::render_success_as(format, repr, &r.document, &r.metadata, extra, r.deactivated);
+            (s, c, b, Some(proven))
         }
-        Err(e) => resolution::render_error_as(format, &e),
+        Err(e) => {
+            let (s, c, b) = resolution::render_error_as(format, &e);
+            (s, c, b, None)
+        }
     }
 }
 

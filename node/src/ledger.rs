@@ -268,6 +268,7 @@ impl Ledger {
     /// Resolves a `did:dojang` at `selector`, with the proof a verifier needs: every
     /// operation of the DID up to the latest checkpoint, each with its inclusion proof.
     pub fn resolve_did(&self, did: &str, selector: VersionSelector) -> Result<(Resolved, DidProof), LedgerError> {
+        did_dojang::parse_did(did)?;
         // Checkpoint first: operations committed after it are left out of the answer.
         let cp = self.checkpoint_for(None)?;
         let size = cp.checkpoint.size;

@@ -142,6 +142,7 @@ pub async fn start(cfg: &NodeConfig, clock: Arc<dyn Clock>) -> Result<RunningNod
         write: parts.write.clone(),
         metrics: parts.metrics.clone(),
         genesis_json: parts.genesis_json.clone(),
+        did_answers: Arc::default(),
     };
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(api::serve(listener, state, cfg.max_request_bytes, async {

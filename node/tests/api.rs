@@ -228,6 +228,7 @@ async fn json_batch_reports_each_entry() {
         entry(g, &env.writer, Kind::AccessEvent, 1, b"c"),
         entry(g, &env.writer, Kind::AccessEvent, 2, b"d"),
         entry(g, &stranger, Kind::DidOperation, 1, b"e"),
+        entry(g, &env.writer, Kind::AccessEvent, 3, b"f"),
     ];
     let body =
         serde_json::json!({ "entries": entries.iter().map(|e| base64::engine::general_purpose::STANDARD.encode(e)).collect::<Vec<_>>() });
@@ -235,10 +236,12 @@ async fn json_batch_reports_each_entry() {
     assert_eq!(a.status, 200, "{}", a.text());
     let r = a.json();
     let res = r["results"].as_array().unwrap();
-    assert_eq!(res.len(), 5);
+    assert_eq!(res.len(), 6);
     assert_eq!(res[0]["index"], 0);
     assert_eq!(res[1]["error"]["type"], "urn:dojang:problem:unauthorized");
     assert_eq!(res[2]["error"]["type"], "urn:dojang:problem:replayed-nonce");
     assert_eq!(res[3]["index"], 1);
-    assert_eq!(res[4]["index"], 2);
+    // Anyone may submit DID operations, but "e" is not one.
+    assert_eq!(res[4]["error"]["type"], "urn:dojang:problem:invalid-did-operation");
+    assert_eq!(res[5]["index"], 2);
 }

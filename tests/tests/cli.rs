@@ -116,19 +116,10 @@ fn submit_reports_node_refusals_in_one_line() {
         &["submit", "--node", &d.url, "--key", stranger.to_str().unwrap(), "--kind", "bogus", "--payload", "x"],
         "unknown kind \"bogus\"",
     );
-    let r = ok_json(&[
-        "--json",
-        "submit",
-        "--node",
-        &d.url,
-        "--key",
-        stranger.to_str().unwrap(),
-        "--kind",
-        "did-operation/v1",
-        "--payload",
-        "x",
-    ]);
-    assert_eq!(r["index"], 0);
+    fails_with(
+        &["submit", "--node", &d.url, "--key", stranger.to_str().unwrap(), "--kind", "did-operation/v1", "--payload", "x"],
+        "malformed did operation",
+    );
     fails_with(
         &["submit", "--node", "http://127.0.0.1:9", "--key", stranger.to_str().unwrap(), "--kind", "did-operation/v1", "--payload", "x"],
         "cannot reach node",
@@ -147,4 +138,67 @@ fn committed_genesis_files_are_valid() {
         }
     }
     assert!(n > 0, "no genesis files found");
+}
+
+#[test]
+fn did_lifecycle_and_offline_verification() {
+    let chain = Chain::new(1);
+    let d = chain.start();
+    let tmp = tempfile::tempdir().unwrap();
+    let key = |n: &str| {
+        let p = tmp.path().join(n);
+        ok_json(&["--json", "key", "new", "--out", p.to_str().unwrap()]);
+        p.to_str().unwrap().to_owned()
+    };
+    let (ctl, next, new) = (key("ctl.key"), key("next.key"), key("new.key"));
+    let g = chain.genesis_path();
+    let g = g.to_str().unwrap();
+    let created = ok_json(&[
+        "--json",
+        "did",
+        "create",
+        "--node",
+        &d.url,
+        "--key",
+        &ctl,
+        "--next-key",
+        &next,
+        "--service",
+        "hub,DojangHub,https://hub.example.kr/",
+    ]);
+    let did = created["did"].as_str().unwrap().to_owned();
+    assert!(did.starts_with("did:dojang:"));
+    ok_json(&[
+        "--json",
+        "did",
+        "update",
+        "--node",
+        &d.url,
+        "--key",
+        &ctl,
+        "--did",
+        &did,
+        "--add-service",
+        "mail,Email,mailto:a@example.kr",
+    ]);
+    // The current key may not rotate while a next key is committed; the next key may.
+    fails_with(&["did", "rotate", "--node", &d.url, "--key", &ctl, "--did", &did, "--new-key", &new], "next-key commitment");
+    ok_json(&["--json", "did", "rotate", "--node", &d.url, "--key", &next, "--did", &did, "--new-key", &new]);
+    fails_with(&["did", "update", "--node", &d.url, "--key", &ctl, "--did", &did, "--remove-service", "hub"], "not a current controller");
+    let answer = tmp.path().join("answer.json");
+    let a = answer.to_str().unwrap();
+    let doc = ok_json(&["--json", "did", "resolve", "--node", &d.url, &did, "--save", a]);
+    assert_eq!(doc["didDocument"]["service"].as_array().unwrap().len(), 2);
+    d.stop();
+    // Offline, with only the genesis file.
+    let v = ok_json(&["--json", "did", "verify-resolution", "--genesis", g, "--file", a, "--did", &did]);
+    assert_eq!((v["valid"].as_bool(), v["operations"].as_u64()), (Some(true), Some(3)));
+    fails_with(
+        &["did", "verify-resolution", "--genesis", g, "--file", a, "--did", "did:dojang:11111111111111111111"],
+        "not did:dojang:1111",
+    );
+    let mut t: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&answer).unwrap()).unwrap();
+    t["didDocument"]["service"][0]["serviceEndpoint"] = "https://evil.example/".into();
+    std::fs::write(&answer, t.to_string()).unwrap();
+    fails_with(&["did", "verify-resolution", "--genesis", g, "--file", a], "didDocument differs");
 }

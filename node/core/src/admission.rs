@@ -223,8 +223,31 @@ mod tests {
         let stranger = SigningKey::from_bytes(&[77; 32]);
         let err = rules.admit_one(make(&rules, &stranger, Kind::AccessEvent, 1, NOW), NOW).unwrap_err();
         assert_eq!(err.slug(), "unauthorized");
-        // Anyone may submit a DID operation.
-        rules.admit_one(make(&rules, &stranger, Kind::DidOperation, 1, NOW), NOW).unwrap();
+        // Anyone may submit a DID operation, if it is one.
+        let err = rules.admit_one(make(&rules, &stranger, Kind::DidOperation, 1, NOW), NOW).unwrap_err();
+        assert_eq!(err.slug(), "invalid-did-operation");
+        use crate::did_dojang::{CreateOp, DidOperation, DocumentContent, VerificationMethod};
+        let dk = DidKey::from_verifying_key(&stranger.verifying_key());
+        let op = DidOperation::Create(CreateOp {
+            document: DocumentContent {
+                verification_method: vec![VerificationMethod {
+                    id: "#k".into(),
+                    method_type: "Multikey".into(),
+                    public_key_multibase: dk.multibase(),
+                }],
+                authentication: vec!["#k".into()],
+                ..Default::default()
+            },
+            controller_keys: vec![dk.did()],
+            next_key_commitment: None,
+            salt: None,
+        });
+        let bytes = UnsignedEntry { kind: Kind::DidOperation, author: dk.key_id(), nonce: 2, timestamp_ms: NOW, payload: op.encode() }
+            .sign(&stranger, &rules.genesis_hash)
+            .unwrap()
+            .encode()
+            .unwrap();
+        rules.admit_one(bytes, NOW).unwrap();
     }
 
     #[test]
