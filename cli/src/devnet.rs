@@ -9,7 +9,7 @@ use std::sync::Arc;
 use anyhow::{Context as _, bail};
 use dojang_core::did_key::DidKey;
 use dojang_core::entry::{Kind, UnsignedEntry};
-use dojang_core::genesis::{GENESIS_FORMAT, Genesis, Params, Validator};
+use dojang_core::genesis::{Genesis, TrustedIssuer, Validator};
 use dojang_node::clock::SystemClock;
 use dojang_node::config::{NodeConfig, StorageKind};
 use dojang_node::keyfile::KeyFile;
@@ -45,6 +45,17 @@ const AGENCIES: [(&str, &str); 4] = [
     ("molit", "Ministry of Land, Infrastructure and Transport"),
 ];
 
+/// The document and credential types each devnet agency issues.
+fn issuer_types(agency: &str) -> (&'static [&'static str], &'static [&'static str]) {
+    match agency {
+        "mois" => (&["resident-registration-extract", "family-relation-certificate"], &["MobileIdCredential", "ResidentCredential"]),
+        "nts" => (&["tax-payment-certificate", "income-certificate"], &["TaxpayerCredential"]),
+        "mohw" => (&["health-insurance-certificate"], &["HealthInsuranceCredential"]),
+        "molit" => (&["building-register"], &["PropertyCredential"]),
+        _ => (&["certificate"], &["VerifiableCredential"]),
+    }
+}
+
 fn new_key(path: &Path) -> anyhow::Result<(KeyFile, SigningKey)> {
     let key = SigningKey::generate(&mut rand_core::OsRng);
     let kf = KeyFile::from_signing_key(&key);
@@ -58,13 +69,7 @@ pub fn write_chain(args: &GenesisInitArgs) -> anyhow::Result<Genesis> {
         bail!("--validators {} must be 1..=64", args.validators);
     }
     // Check what can be checked before any key file is written.
-    let probe = Genesis {
-        format: GENESIS_FORMAT.into(),
-        chain_id: args.chain_id.clone(),
-        genesis_time_ms: 0,
-        validators: vec![],
-        params: Params::default(),
-    };
+    let probe = Genesis::new(&args.chain_id, 0, vec![]);
     if let Err(e @ dojang_core::genesis::GenesisError::ChainId(_)) = probe.validate() {
         bail!("{e}");
     }
@@ -89,13 +94,21 @@ pub fn write_chain(args: &GenesisInitArgs) -> anyhow::Result<Genesis> {
             api_address: format!("127.0.0.1:{}", args.base_port.saturating_add(u16::from(i))),
         });
     }
-    let g = Genesis {
-        format: GENESIS_FORMAT.into(),
-        chain_id: args.chain_id.clone(),
-        genesis_time_ms: now_ms(),
-        validators,
-        params: Params::default(),
-    };
+    // Each agency starts as a trusted issuer of its own document and credential types.
+    let trusted_issuers = validators
+        .iter()
+        .map(|v| {
+            let (docs, creds) = issuer_types(&v.id);
+            TrustedIssuer {
+                did: v.did.clone(),
+                name: v.name.clone(),
+                keys: v.writer_keys.clone(),
+                document_types: docs.iter().map(|s| (*s).to_owned()).collect(),
+                credential_types: creds.iter().map(|s| (*s).to_owned()).collect(),
+            }
+        })
+        .collect();
+    let g = Genesis { trusted_issuers, ..Genesis::new(&args.chain_id, now_ms(), validators) };
     g.validate().context("generated genesis is invalid")?;
     std::fs::write(&gpath, g.to_json_pretty() + "\n").with_context(|| format!("cannot write {}", gpath.display()))?;
     for (i, v) in g.validators.iter().enumerate() {

@@ -33,6 +33,44 @@ pub struct Genesis {
     pub validators: Vec<Validator>,
     #[serde(default)]
     pub params: Params,
+    /// The initial trusted-issuer registry (`specs/documents.md` §2). Omitted when empty,
+    /// so genesis files without one keep their hash.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trusted_issuers: Vec<TrustedIssuer>,
+    /// Governance thresholds (`specs/documents.md` §2.2). Omitted when default.
+    #[serde(default, skip_serializing_if = "Governance::is_default")]
+    pub governance: Governance,
+}
+
+/// An issuer the registry trusts for some document and credential types.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrustedIssuer {
+    /// The issuer's DID (an agency's did:key or did:dojang).
+    pub did: String,
+    pub name: String,
+    /// Key ids (`did:key:…#…`) that sign issuances and revocations for this issuer.
+    pub keys: Vec<String>,
+    #[serde(default)]
+    pub document_types: Vec<String>,
+    #[serde(default)]
+    pub credential_types: Vec<String>,
+}
+
+/// Who must approve changes to shared state.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Governance {
+    /// Voting power whose approval a registry change needs; default (None): more than
+    /// two thirds of the total.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registry_threshold: Option<u64>,
+}
+
+impl Governance {
+    pub fn is_default(&self) -> bool {
+        *self == Governance::default()
+    }
 }
 
 /// One validator agency.
@@ -98,6 +136,10 @@ pub enum GenesisError {
     PowerOverflow,
     #[error("{field} = {value} is above 2^53 - 1, the largest integer the canonical json hash represents exactly")]
     IntegerTooLarge { field: &'static str, value: u64 },
+    #[error("trusted issuer {did:?} is invalid: {reason}")]
+    TrustedIssuer { did: String, reason: String },
+    #[error("governance registry_threshold {threshold} must be 1..={total} (the total voting power)")]
+    Threshold { threshold: u64, total: u64 },
     #[error("validator {id:?} has an invalid agency did {did:?}: expected did:<method>:<id>")]
     AgencyDid { id: String, did: String },
 }
@@ -109,7 +151,15 @@ fn valid_name(s: &str) -> bool {
 impl Genesis {
     /// A version 1 genesis with default parameters. Not yet validated.
     pub fn new(chain_id: &str, genesis_time_ms: u64, validators: Vec<Validator>) -> Genesis {
-        Genesis { format: GENESIS_FORMAT.into(), chain_id: chain_id.to_owned(), genesis_time_ms, validators, params: Params::default() }
+        Genesis {
+            format: GENESIS_FORMAT.into(),
+            chain_id: chain_id.to_owned(),
+            genesis_time_ms,
+            validators,
+            params: Params::default(),
+            trusted_issuers: Vec::new(),
+            governance: Governance::default(),
+        }
     }
 
     /// Parses and validates a genesis file.
@@ -187,7 +237,40 @@ impl Genesis {
             }
             total = total.checked_add(v.voting_power).ok_or(GenesisError::PowerOverflow)?;
         }
+        if let Some(t) = self.governance.registry_threshold
+            && (t == 0 || t > total)
+        {
+            return Err(GenesisError::Threshold { threshold: t, total });
+        }
+        let mut seen = BTreeSet::new();
+        for i in &self.trusted_issuers {
+            let bad = |reason: &str| GenesisError::TrustedIssuer { did: i.did.chars().take(120).collect(), reason: reason.to_owned() };
+            if !i.did.starts_with("did:") || i.did.len() > 512 {
+                return Err(bad("not a did"));
+            }
+            if !seen.insert(i.did.as_str()) {
+                return Err(bad("listed twice"));
+            }
+            if i.keys.is_empty() || i.keys.len() > 16 {
+                return Err(bad("needs 1..=16 keys"));
+            }
+            for k in &i.keys {
+                DidKey::parse_key_id(k).map_err(|e| bad(&format!("key {k:?}: {e}")))?;
+            }
+            let types = i.document_types.iter().chain(&i.credential_types);
+            if types.clone().any(|t| t.is_empty() || t.len() > 128 || t.chars().any(char::is_control)) || types.count() > 256 {
+                return Err(bad("types must be 1-128 printable characters, at most 256 of them"));
+            }
+        }
         Ok(())
+    }
+
+    /// Whether approvals worth `power` pass a registry change (`specs/documents.md` §2.2).
+    pub fn registry_quorum(&self, power: u64) -> bool {
+        match self.governance.registry_threshold {
+            Some(t) => power >= t,
+            None => u128::from(power) * 3 > u128::from(self.total_power()) * 2,
+        }
     }
 
     /// BLAKE3 of the JCS (RFC 8785) canonical form (`specs/genesis.md` §4).
