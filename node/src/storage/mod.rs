@@ -37,11 +37,28 @@ pub enum Table {
     Meta,
     /// DID (utf-8) -> its current state, JSON (`specs/did-method-dojang.md`).
     Dids,
+    /// `state` -> the trusted-issuer registry (JSON); `changes` -> ledger indices of every
+    /// registry change (u64 BE each), for registry-at-height proofs (`specs/documents.md`).
+    Registry,
+    /// document commitment (32 bytes) -> its record, JSON.
+    Documents,
+    /// holder pseudonym (32 bytes) || commitment (32 bytes) -> empty: the expiry feed index.
+    Holders,
 }
 
 impl Table {
-    pub const ALL: [Table; 7] =
-        [Table::Entries, Table::Nodes, Table::LeafIndex, Table::Nonces, Table::Checkpoints, Table::Meta, Table::Dids];
+    pub const ALL: [Table; 10] = [
+        Table::Entries,
+        Table::Nodes,
+        Table::LeafIndex,
+        Table::Nonces,
+        Table::Checkpoints,
+        Table::Meta,
+        Table::Dids,
+        Table::Registry,
+        Table::Documents,
+        Table::Holders,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -52,6 +69,9 @@ impl Table {
             Table::Checkpoints => "checkpoints",
             Table::Meta => "meta",
             Table::Dids => "dids",
+            Table::Registry => "registry",
+            Table::Documents => "documents",
+            Table::Holders => "holders",
         }
     }
 }
@@ -124,6 +144,8 @@ pub trait KvBackend: Send + Sync + std::fmt::Debug + 'static {
         keys.iter().map(|k| self.get(table, k)).collect()
     }
     fn write(&self, puts: Vec<Put>) -> Result<(), StorageError>;
+    /// Up to `limit` entries whose key starts with `prefix`, in key order.
+    fn scan_prefix(&self, table: Table, prefix: &[u8], limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StorageError>;
     /// Bytes the engine occupies on disk (live files); 0 for memory.
     fn disk_bytes(&self) -> u64;
     /// Forces a compaction, so that `disk_bytes` measures steady state (benchmarks).
@@ -140,6 +162,8 @@ pub struct LedgerBatch {
     pub nonces: Vec<(String, u64)>,
     /// DID -> new state (JSON), for DID operations in the batch.
     pub dids: Vec<(String, Vec<u8>)>,
+    /// Further table writes staged by state machines (registry, documents, indexes).
+    pub extra: Vec<Put>,
     pub new_size: u64,
     pub checkpoint: String,
 }
@@ -170,6 +194,12 @@ pub trait IndexReader {
 pub trait DidReader {
     /// The stored state (JSON) of a DID.
     fn did_state(&self, did: &str) -> Result<Option<Vec<u8>>, StorageError>;
+}
+
+pub trait StateReader {
+    /// A raw state value (registry, document records).
+    fn state(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError>;
+    fn state_scan(&self, table: Table, prefix: &[u8], limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StorageError>;
 }
 
 pub trait CheckpointReader {
@@ -231,6 +261,7 @@ impl Store {
         for (did, state) in b.dids {
             puts.push(Put { table: Table::Dids, key: did.into_bytes(), value: state });
         }
+        puts.extend(b.extra);
         for (author, nonce) in b.nonces {
             puts.push(Put { table: Table::Nonces, key: author.as_bytes().to_vec(), value: nonce.to_be_bytes().to_vec() });
         }
@@ -281,6 +312,15 @@ impl DidReader for Store {
     }
 }
 
+impl StateReader for Store {
+    fn state(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+        self.kv.get(table, key)
+    }
+    fn state_scan(&self, table: Table, prefix: &[u8], limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StorageError> {
+        self.kv.scan_prefix(table, prefix, limit)
+    }
+}
+
 impl CheckpointReader for Store {
     fn checkpoint_at(&self, size: u64) -> Result<Option<String>, StorageError> {
         self.kv.get(Table::Checkpoints, &keys::index(size))?.map(|v| utf8_value(Table::Checkpoints, v)).transpose()
@@ -319,6 +359,10 @@ mod tests {
             nodes: (first..first + n).map(|i| (NodeId { level: 0, index: i }, Hash([i as u8; 32]))).collect(),
             nonces: vec![("did:key:a#a".into(), first + n)],
             dids: vec![(format!("did:dojang:{first}"), b"{}".to_vec())],
+            extra: vec![
+                Put { table: Table::Holders, key: [&[7u8; 32][..], &[first as u8; 32][..]].concat(), value: vec![] },
+                Put { table: Table::Holders, key: [&[8u8; 32][..], &[first as u8; 32][..]].concat(), value: vec![] },
+            ],
             new_size: first + n,
             checkpoint: format!("cp {}", first + n),
         }
@@ -355,6 +399,10 @@ mod tests {
         assert_eq!(store.last_nonce("did:key:b#b").unwrap(), None);
         assert_eq!(store.did_state("did:dojang:3").unwrap(), Some(b"{}".to_vec()));
         assert_eq!(store.did_state("did:dojang:4").unwrap(), None);
+        let holders = store.state_scan(Table::Holders, &[7u8; 32], 10).unwrap();
+        assert_eq!(holders.iter().map(|(k, _)| k[32]).collect::<Vec<_>>(), vec![0, 3]);
+        assert_eq!(store.state_scan(Table::Holders, &[7u8; 32], 1).unwrap().len(), 1);
+        assert!(store.state_scan(Table::Holders, &[9u8; 32], 10).unwrap().is_empty());
         assert_eq!(store.checkpoint_at(3).unwrap().as_deref(), Some("cp 3"));
         assert_eq!(store.latest_checkpoint().unwrap().as_deref(), Some("cp 5"));
         assert_eq!(store.node(NodeId { level: 0, index: 1 }).unwrap(), Hash([1; 32]));

@@ -70,6 +70,19 @@ impl KvBackend for RocksBackend {
         self.db.write_opt(batch, &wo).map_err(backend)
     }
 
+    fn scan_prefix(&self, table: Table, prefix: &[u8], limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StorageError> {
+        let cf = self.cf(table)?;
+        let mut out = Vec::new();
+        for item in self.db.iterator_cf(cf, rocksdb::IteratorMode::From(prefix, rocksdb::Direction::Forward)) {
+            let (k, v) = item.map_err(backend)?;
+            if !k.starts_with(prefix) || out.len() >= limit {
+                break;
+            }
+            out.push((k.to_vec(), v.to_vec()));
+        }
+        Ok(out)
+    }
+
     fn disk_bytes(&self) -> u64 {
         Table::ALL
             .iter()
