@@ -262,6 +262,7 @@ pub fn run(cmd: DidCmd, json: bool) -> anyhow::Result<()> {
             let state = current_state(&conn, &g, &did)?;
             let (previous, t) = latest(&state)?;
             let op = DidOperation::Deactivate(DeactivateOp { did: did.clone(), previous });
+            op.validate()?;
             let r = submit_op(&conn, &g, &sk, &op, t)?;
             done(json, &did, "deactivated", &r);
         }
@@ -305,14 +306,16 @@ pub fn run(cmd: DidCmd, json: bool) -> anyhow::Result<()> {
             emit(
                 json,
                 json!({ "valid": true, "did": proof.did, "versionId": version, "deactivated": resolved.deactivated,
-                        "operations": proof.entries.len(), "tree_size": cp.checkpoint.size, "signers": cp.signers }),
+                        "operations": proof.entries.len(), "tree_size": cp.checkpoint.size, "signers": cp.signers,
+                        "checkpoint_time": did_dojang::format_rfc3339_ms(cp.checkpoint.timestamp_ms) }),
                 || {
                     format!(
-                        "resolution valid: {} at version {version}{} — {} operations proven against the checkpoint of size {} signed by {}",
+                        "resolution valid: {} at version {version}{} — {} operations proven against the checkpoint of size {} made {} and signed by {}",
                         proof.did,
                         if resolved.deactivated { " (deactivated)" } else { "" },
                         proof.entries.len(),
                         cp.checkpoint.size,
+                        did_dojang::format_rfc3339_ms(cp.checkpoint.timestamp_ms),
                         cp.signers.join(", ")
                     )
                 },

@@ -60,7 +60,10 @@ impl WritePath {
                     cands.push(c);
                     positions.push(i);
                 }
-                Err(e) => set(&mut results, i, Err(e)),
+                Err(e) => {
+                    self.metrics.reject(e.slug());
+                    set(&mut results, i, Err(e));
+                }
             }
         }
         let this = Arc::clone(self);
@@ -73,7 +76,10 @@ impl WritePath {
                     pass.push(c);
                     pass_pos.push(i);
                 }
-                Err(e) => set(&mut results, i, Err(e)),
+                Err(e) => {
+                    self.metrics.reject(e.slug());
+                    set(&mut results, i, Err(e));
+                }
             }
         }
         if !pass.is_empty() {
@@ -82,12 +88,7 @@ impl WritePath {
                 set(&mut results, i, o);
             }
         }
-        // Replays are counted by the committer, which is where they are detected.
-        for e in results.iter().flatten().filter_map(|r| r.as_ref().err()) {
-            if !matches!(e, AdmissionError::Replay { .. }) {
-                self.metrics.reject(e.slug());
-            }
-        }
+        // Refusals at apply time (replays, state rules) are counted by the committer.
         results
             .into_iter()
             .map(|r| r.ok_or_else(|| SequencerError::Commit("the sequencer answered fewer entries than it was given".into())))

@@ -34,7 +34,13 @@ impl KvBackend for MemoryBackend {
     fn scan_prefix(&self, table: Table, prefix: &[u8], limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StorageError> {
         let t = self.tables.read().map_err(|_| poisoned())?;
         Ok(t.get(&table)
-            .map(|m| m.range(prefix.to_vec()..).take_while(|(k, _)| k.starts_with(prefix)).take(limit).map(|(k, v)| (k.clone(), v.clone())).collect())
+            .map(|m| {
+                m.range(prefix.to_vec()..)
+                    .take_while(|(k, _)| k.starts_with(prefix))
+                    .take(limit)
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect()
+            })
             .unwrap_or_default())
     }
 
