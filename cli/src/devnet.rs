@@ -161,50 +161,90 @@ pub struct DevnetArgs {
     pub exit_after_start: bool,
 }
 
-/// The demo entries: what agencies and citizens write, with payloads that carry no
-/// personal data in clear (the payload formats of later specs replace these).
-fn demo_entries(genesis: &Genesis, writer: &SigningKey, citizen: &SigningKey) -> anyhow::Result<Vec<Vec<u8>>> {
+/// The demo entries: a citizen DID, documents issued (one revoked) with their files and
+/// receipts written to `<dir>/docs/` for `dojang doc verify`, a trusted-issuer registry
+/// change approved by the validator, and access events and a status-list update whose
+/// payloads are placeholders until their specs land (no personal data in clear).
+fn demo_entries(
+    genesis: &Genesis,
+    dir: &Path,
+    validator: &SigningKey,
+    writer: &SigningKey,
+    citizen: &SigningKey,
+) -> anyhow::Result<Vec<Vec<u8>>> {
+    use dojang_core::documents::{self, Issuance, Receipt, StatusAction, StatusChange};
+    use dojang_core::registry::{RegistryAction, RegistryChange};
+    use rand_core::RngCore as _;
     let gh = genesis.hash();
     let now = now_ms();
     let w = DidKey::from_verifying_key(&writer.verifying_key()).key_id();
     let base = now * 1000;
-    let mut out = Vec::new();
-    let mut push = |kind: Kind, author: &str, key: &SigningKey, n: u64, payload: serde_json::Value| -> anyhow::Result<()> {
-        let e = UnsignedEntry {
-            kind,
-            author: author.to_owned(),
-            nonce: base + n,
-            timestamp_ms: now,
-            payload: payload.to_string().into_bytes(),
-        }
-        .sign(key, &gh)?;
-        out.push(e.encode()?);
-        Ok(())
+    let sign = |kind: Kind, author: &str, key: &SigningKey, n: u64, payload: Vec<u8>| -> anyhow::Result<Vec<u8>> {
+        let e = UnsignedEntry { kind, author: author.to_owned(), nonce: base + n, timestamp_ms: now, payload }.sign(key, &gh)?;
+        Ok(e.encode()?)
     };
-    let citizen_did = citizen_did_create(citizen, &gh, now, base + 1)?;
-    for (n, doc) in ["resident-registration-extract", "family-relation-certificate", "building-register"].iter().enumerate() {
-        push(
-            Kind::DocumentIssuance,
-            &w,
-            writer,
-            10 + n as u64,
-            json!({"demo": "document issued", "type": doc, "commitment": blake3_hex(doc)}),
-        )?;
+    let mut out = vec![citizen_did_create(citizen, &gh, now, base + 1)?];
+    let issuer = genesis.validators.first().map(|v| v.did.clone()).unwrap_or_default();
+    let docs = dir.join("docs");
+    std::fs::create_dir_all(&docs).with_context(|| format!("cannot create {}", docs.display()))?;
+    let holder = dojang_core::hash::Hash(*blake3::hash(b"demo holder pseudonym").as_bytes()).to_hex();
+    for (n, (doc_type, text, days)) in [
+        ("resident-registration-extract", "RESIDENT REGISTRATION EXTRACT (demo)\nName: [demo citizen]\nAddress: [demo address]\n", 90u64),
+        ("family-relation-certificate", "FAMILY RELATION CERTIFICATE (demo)\nHolder: [demo citizen]\n", 20),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let mut salt = [0u8; 32];
+        rand_core::OsRng.fill_bytes(&mut salt);
+        let bytes = text.as_bytes();
+        let issuance = Issuance {
+            document_type: (*doc_type).to_owned(),
+            commitment: documents::commitment(&salt, bytes),
+            valid_from: now,
+            valid_until: Some(now + days * 86_400_000),
+            holder: Some(holder.clone()),
+        };
+        out.push(sign(Kind::DocumentIssuance, &w, writer, 10 + n as u64, issuance.encode())?);
+        std::fs::write(docs.join(format!("{doc_type}.txt")), bytes)?;
+        std::fs::write(docs.join(format!("{doc_type}.receipt.json")), Receipt::new(&salt, bytes, doc_type, &issuer).encode())?;
+        if n == 1 {
+            let revoke = StatusChange {
+                document: issuance.commitment,
+                action: StatusAction::Revoke,
+                reason: None,
+                sequence: None,
+                approvals: vec![],
+            };
+            out.push(sign(Kind::DocumentRevocation, &w, writer, 20, revoke.encode())?);
+        }
     }
-    push(Kind::DocumentRevocation, &w, writer, 20, json!({"demo": "document revoked", "type": "building-register"}))?;
     for (n, category) in ["address", "tax", "health"].iter().cycle().take(12).enumerate() {
         let sealed = blake3_hex(&n.to_string());
-        push(
-            Kind::AccessEvent,
-            &w,
-            writer,
-            30 + n as u64,
-            json!({"demo": "official read personal data", "category": category, "sealed": sealed}),
-        )?;
+        let payload = json!({"demo": "official read personal data", "category": category, "sealed": sealed}).to_string().into_bytes();
+        out.push(sign(Kind::AccessEvent, &w, writer, 30 + n as u64, payload)?);
     }
-    push(Kind::TrustRegistryChange, &w, writer, 50, json!({"demo": "trusted issuer listed", "issuer": w}))?;
-    push(Kind::StatusListUpdate, &w, writer, 60, json!({"demo": "status list updated", "list": 1, "bits_set": 1}))?;
-    out.insert(0, citizen_did);
+    // A new trusted issuer, approved by the validator agency (not about itself).
+    let passport_key =
+        DidKey::from_verifying_key(&SigningKey::from_bytes(blake3::hash(b"demo passport office key").as_bytes()).verifying_key());
+    let mut change = RegistryChange::new(
+        1,
+        RegistryAction::AddIssuer {
+            issuer: dojang_core::genesis::TrustedIssuer {
+                did: "did:web:passport.example.kr".into(),
+                name: "Passport Office (demo)".into(),
+                keys: vec![passport_key.key_id()],
+                document_types: vec!["passport".into()],
+                credential_types: vec![],
+            },
+        },
+    );
+    if let Some(v) = genesis.validators.first() {
+        change.approve(&v.id, validator, &gh);
+    }
+    out.push(sign(Kind::TrustRegistryChange, &w, writer, 50, change.encode())?);
+    let status = json!({"demo": "status list updated", "list": 1, "bits_set": 1}).to_string().into_bytes();
+    out.push(sign(Kind::StatusListUpdate, &w, writer, 60, status)?);
     Ok(out)
 }
 
@@ -266,8 +306,9 @@ pub fn run(args: DevnetArgs, json: bool) -> anyhow::Result<()> {
         let mut loaded = 0usize;
         if !args.no_demo && parts.ledger.size() == 0 {
             let (_, writer) = KeyFile::load(&dir.join("writer-0.key"))?;
+            let (_, validator) = KeyFile::load(&dir.join("validator-0.key"))?;
             let (_, citizen) = KeyFile::load(&citizen_path)?;
-            let entries = demo_entries(&parts.genesis, &writer, &citizen)?;
+            let entries = demo_entries(&parts.genesis, dir, &validator, &writer, &citizen)?;
             for o in parts.write.submit(entries).await? {
                 o.context("a demo entry was refused")?;
                 loaded += 1;
@@ -283,7 +324,7 @@ pub fn run(args: DevnetArgs, json: bool) -> anyhow::Result<()> {
             json!({ "chain_id": parts.genesis.chain_id, "nodes": [url], "genesis": g, "tree_size": parts.ledger.size(), "demo_entries_loaded": loaded, "citizen_did": citizen_did }),
             || {
                 format!(
-                    "Dojang devnet is running: chain {chain}, 1 validator ({vid}), {size} entries ({loaded} demo entries loaded now).\n  node 0 API: {url}\n\nTry next:\n  curl -s {url}/v1/checkpoint\n  curl -s -H 'Accept: application/json' {url}/v1/entries/0\n  {exe} checkpoint verify --genesis {g} --node {url}\n  {exe} proof verify --genesis {g} --node {url} --index 3\n  {exe} submit --node {url} --key {w} --kind access-event/v1 --payload 'hello'\n  curl -s {url}/1.0/identifiers/{citizen_did}\n  {exe} did resolve --node {url} {citizen_did} --save answer.json\n  {exe} did verify-resolution --genesis {g} --file answer.json\n\nThe ledger lives in {d}; Ctrl-C stops the node and the next run resumes it.",
+                    "Dojang devnet is running: chain {chain}, 1 validator ({vid}), {size} entries ({loaded} demo entries loaded now).\n  node 0 API: {url}\n\nTry next:\n  curl -s {url}/v1/checkpoint\n  curl -s -H 'Accept: application/json' {url}/v1/entries/0\n  {exe} checkpoint verify --genesis {g} --node {url}\n  {exe} proof verify --genesis {g} --node {url} --index 3\n  {exe} submit --node {url} --key {w} --kind access-event/v1 --payload 'hello'\n  {exe} doc verify --node {url} --file {d}/docs/resident-registration-extract.txt --receipt {d}/docs/resident-registration-extract.receipt.json\n  {exe} doc verify --node {url} --file {d}/docs/family-relation-certificate.txt --receipt {d}/docs/family-relation-certificate.receipt.json\n  {exe} registry show --node {url}\n  curl -s {url}/1.0/identifiers/{citizen_did}\n  {exe} did resolve --node {url} {citizen_did} --save answer.json\n  {exe} did verify-resolution --genesis {g} --file answer.json\n\nThe ledger lives in {d}; Ctrl-C stops the node and the next run resumes it.",
                     chain = parts.genesis.chain_id,
                     vid = cfg.validator_id,
                     size = parts.ledger.size(),

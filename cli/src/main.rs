@@ -10,6 +10,7 @@ mod bench;
 mod client;
 mod devnet;
 mod did;
+mod doc;
 
 use std::path::{Path, PathBuf};
 
@@ -47,6 +48,12 @@ enum Cmd {
     /// DIDs: did:dojang operations, resolution, offline checks of resolution answers.
     #[command(subcommand)]
     Did(did::DidCmd),
+    /// Documents: issue, revoke, verify (online with proof, or offline).
+    #[command(subcommand)]
+    Doc(doc::DocCmd),
+    /// The trusted-issuer registry: show (proven), propose, approve, submit changes.
+    #[command(subcommand)]
+    Registry(doc::RegistryCmd),
     /// Sign an entry and submit it to a node.
     Submit(SubmitArgs),
     /// Checkpoints.
@@ -209,6 +216,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Devnet(args) => devnet::run(args, json)?,
         Cmd::Submit(args) => submit(args, json)?,
         Cmd::Did(cmd) => did::run(cmd, json)?,
+        Cmd::Doc(cmd) => doc::run_doc(cmd, json)?,
+        Cmd::Registry(cmd) => doc::run_registry(cmd, json)?,
         Cmd::Checkpoint(CheckpointCmd::Verify { genesis, file, node }) => {
             let g = load_genesis(&genesis)?;
             let text = match (file, node) {

@@ -36,6 +36,7 @@ pub struct ApiState {
     pub metrics: Arc<Metrics>,
     pub genesis_json: Arc<String>,
     pub did_answers: Arc<DidAnswerCache>,
+    pub clock: Arc<dyn crate::clock::Clock>,
 }
 
 /// Rendered did:dojang answers, reused while the DID has no new operation and the
@@ -86,6 +87,10 @@ pub fn router(state: ApiState, max_body: usize) -> Router {
         .route("/v1/nonce", get(nonce))
         .route("/v1/genesis", get(genesis))
         .route("/1.0/identifiers/{*did}", get(resolve_identifier))
+        .route("/v1/documents/verify", post(verify_document))
+        .route("/v1/documents/expiring", get(expiring_documents))
+        .route("/v1/documents/{commitment}", get(get_document))
+        .route("/v1/registry", get(get_registry))
         .route("/healthz", get(healthz))
         .route("/metrics", get(render_metrics))
         .fallback(not_found)
@@ -160,6 +165,19 @@ fn admission_problem(e: &AdmissionError) -> Problem {
         AdmissionError::Unauthorized { .. } => (StatusCode::FORBIDDEN, "not authorised"),
         AdmissionError::Replay { .. } => (StatusCode::CONFLICT, "replayed nonce"),
         AdmissionError::DidOperation(_) => (StatusCode::BAD_REQUEST, "invalid did operation"),
+        AdmissionError::Registry(_) | AdmissionError::Document(_) => {
+            let slug = e.slug();
+            if ["not-authorized", "no-quorum", "self-approval", "unknown-validator", "bad-signature", "unknown-issuer-key"]
+                .iter()
+                .any(|s| slug.contains(s))
+            {
+                (StatusCode::FORBIDDEN, "not authorised")
+            } else if ["stale-version", "already", "exists", "out-of-order"].iter().any(|s| slug.contains(s)) {
+                (StatusCode::CONFLICT, "conflicts with ledger state")
+            } else {
+                (StatusCode::BAD_REQUEST, "refused by ledger rules")
+            }
+        }
     };
     Problem::new(status, e.slug(), title, e.to_string())
 }
@@ -480,6 +498,138 @@ fn resolve_dojang(st: &ApiState, did: &str, query: Option<&str>, accept: Option<
             (s, c, b, None)
         }
     }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VerifyQuery {
+    salt: Option<String>,
+}
+
+fn parse_salt(hex_salt: &str) -> Result<[u8; 32], Problem> {
+    let mut salt = [0u8; 32];
+    hex::decode_to_slice(hex_salt, &mut salt).map_err(|_| {
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "bad-salt",
+            "bad salt",
+            format!("salt {:?} is not 64 hex characters", hex_salt.chars().take(80).collect::<String>()),
+        )
+    })?;
+    Ok(salt)
+}
+
+/// `POST /v1/documents/verify` (`specs/api.md` §4.12): the document file, raw with
+/// `?salt=`, or multipart with `file` and `salt` or `receipt`. Answers the verdict with the
+/// offline proof bundle. A commitment the ledger does not hold is `unknown` (unproven:
+/// absence cannot be proven).
+async fn verify_document(
+    State(st): State<ApiState>,
+    headers: HeaderMap,
+    q: Result<Query<VerifyQuery>, QueryRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, Problem> {
+    let Query(q) = q.map_err(query_problem)?;
+    let body = body.map_err(body_problem)?;
+    let ct = content_type(&headers).to_ascii_lowercase();
+    let (file, salt) = if ct == "multipart/form-data" {
+        let boundary = multer::parse_boundary(headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or(""))
+            .map_err(|e| Problem::new(StatusCode::BAD_REQUEST, "bad-multipart", "bad multipart body", e.to_string()))?;
+        let mut form = multer::Multipart::new(futures_util::stream::once(async move { Ok::<_, std::io::Error>(body) }), boundary);
+        let (mut file, mut salt) = (None, q.salt.clone());
+        while let Some(field) = form
+            .next_field()
+            .await
+            .map_err(|e| Problem::new(StatusCode::BAD_REQUEST, "bad-multipart", "bad multipart body", e.to_string()))?
+        {
+            let name = field.name().unwrap_or_default().to_owned();
+            let data = field
+                .bytes()
+                .await
+                .map_err(|e| Problem::new(StatusCode::BAD_REQUEST, "bad-multipart", "bad multipart body", e.to_string()))?;
+            match name.as_str() {
+                "file" => file = Some(data),
+                "salt" => salt = Some(String::from_utf8_lossy(&data).trim().to_owned()),
+                "receipt" => {
+                    let r = dojang_core::documents::Receipt::decode(&String::from_utf8_lossy(&data))
+                        .map_err(|e| Problem::new(StatusCode::BAD_REQUEST, "bad-receipt", "bad receipt", e.to_string()))?;
+                    salt = Some(r.salt);
+                }
+                _ => {}
+            }
+        }
+        (
+            file.ok_or_else(|| Problem::new(StatusCode::BAD_REQUEST, "bad-multipart", "missing file", "the form has no \"file\" field"))?,
+            salt,
+        )
+    } else {
+        (body, q.salt.clone())
+    };
+    let salt = parse_salt(
+        &salt.ok_or_else(|| Problem::new(StatusCode::BAD_REQUEST, "bad-salt", "missing salt", "give the salt (?salt= or a receipt)"))?,
+    )?;
+    let commitment = dojang_core::documents::commitment(&salt, &file);
+    document_answer(&st, commitment)
+}
+
+/// `GET /v1/documents/{commitment}`: the same answer by commitment, so a verifier never
+/// has to send the file or its salt to a node (`specs/documents.md` §9.3).
+async fn get_document(State(st): State<ApiState>, c: Result<Path<String>, PathRejection>) -> Result<Response, Problem> {
+    let Path(c) = c.map_err(path_problem)?;
+    let commitment = Hash::from_hex(&c).map_err(|e| Problem::new(StatusCode::BAD_REQUEST, "bad-path", "bad commitment", e.to_string()))?;
+    document_answer(&st, commitment)
+}
+
+fn document_answer(st: &ApiState, commitment: Hash) -> Result<Response, Problem> {
+    let record = st.ledger.document(&commitment).map_err(|e| ledger_problem(&e))?;
+    let Some(record) = record else {
+        return Ok(Json(json!({ "verdict": "unknown", "commitment": commitment })).into_response());
+    };
+    let registry = st.ledger.registry();
+    let verdict = dojang_core::documents::verdict(Some(&record), &registry, st.clock.now_ms());
+    let proof = st.ledger.document_proof(&record).map_err(|e| ledger_problem(&e))?;
+    let issuer_name = registry.issuer(&record.issuer).map(|i| i.issuer.name.clone());
+    Ok(Json(json!({
+        "verdict": verdict,
+        "commitment": commitment,
+        "issuer": record.issuer,
+        "issuerName": issuer_name,
+        "documentType": record.document_type,
+        "issuedAt": dojang_core::did_dojang::format_rfc3339_ms(record.issued_at),
+        "record": record,
+        "proof": proof,
+    }))
+    .into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExpiringQuery {
+    holder: String,
+    days: Option<u64>,
+}
+
+/// `GET /v1/documents/expiring?holder=&days=`: a holder's documents that lapse soon.
+async fn expiring_documents(State(st): State<ApiState>, q: Result<Query<ExpiringQuery>, QueryRejection>) -> Result<Response, Problem> {
+    let Query(q) = q.map_err(query_problem)?;
+    let days = q.days.unwrap_or(30).min(3650);
+    let list = st.ledger.expiring(&q.holder, st.clock.now_ms(), days * 86_400_000).map_err(|e| ledger_problem(&e))?;
+    Ok(Json(json!({ "holder": q.holder, "days": days, "documents": list })).into_response())
+}
+
+/// `GET /v1/registry[?size=N]`: the trusted-issuer registry as of a published checkpoint,
+/// with every change entry proven against it.
+async fn get_registry(State(st): State<ApiState>, q: Result<Query<SizeQuery>, QueryRejection>) -> Result<Response, Problem> {
+    let Query(q) = q.map_err(query_problem)?;
+    let (registry, cp, changes) = st.ledger.registry_at(q.size).map_err(|e| ledger_problem(&e))?;
+    Ok(Json(json!({
+        "version": registry.version(),
+        "treeSize": cp.checkpoint.size,
+        "issuers": registry.issuers().collect::<Vec<_>>(),
+        "checkpoint": cp.to_text(),
+        "changes": changes,
+    }))
+    .into_response())
 }
 
 async fn genesis(State(st): State<ApiState>) -> Response {

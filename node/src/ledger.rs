@@ -13,13 +13,17 @@ use dojang_core::bundle::{ConsistencyBundle, InclusionBundle};
 use dojang_core::checkpoint::{Checkpoint, SignedCheckpoint};
 use dojang_core::did_dojang::{self, DidError, DidOperation, DidState, OpRecord, Resolved, VersionSelector};
 use dojang_core::did_proof::{DidProof, EntryProof};
+use dojang_core::documents::{self, DocumentProof, DocumentRecord, Issuance, StatusChange};
 use dojang_core::entry::{Entry, Kind};
 use dojang_core::hash::Hash;
 use dojang_core::merkle::{Blake3Hasher, Frontier, ProofError};
+use dojang_core::registry::{self, Registry, RegistryChange};
 use ed25519_dalek::SigningKey;
 use serde::Serialize;
 
-use crate::storage::{CheckpointReader, DidReader, EntryReader, IndexReader, LedgerBatch, StorageError, Store, TreeReader};
+use crate::storage::{
+    CheckpointReader, DidReader, EntryReader, IndexReader, LedgerBatch, Put, StateReader, StorageError, Store, Table, TreeReader,
+};
 use crate::tree::CachedTree;
 
 /// Who signs this node's checkpoints: a genesis validator's id and consensus key.
@@ -65,6 +69,10 @@ pub enum LedgerError {
     Tree(#[from] crate::tree::TreeError),
     #[error("stored checkpoint is corrupt: {0}")]
     CorruptCheckpoint(String),
+    #[error(transparent)]
+    Registry(#[from] dojang_core::registry::RegistryError),
+    #[error("stored {what} is corrupt: {reason}")]
+    CorruptState { what: &'static str, reason: String },
     #[error("no did {0} on this ledger")]
     NoSuchDid(String),
     #[error(transparent)]
@@ -85,12 +93,35 @@ struct State {
 
 const NONCE_CACHE_MAX: usize = 1 << 20;
 
+const REGISTRY_STATE: &[u8] = b"state";
+
+/// Holder-index key prefix: the pseudonym's bytes when it is hex, else its BLAKE3.
+fn holder_key(holder: &str) -> Vec<u8> {
+    match hex::decode(holder) {
+        Ok(b) if b.len() == 32 => b,
+        _ => blake3::hash(holder.as_bytes()).as_bytes().to_vec(),
+    }
+}
+const REGISTRY_CHANGES: &[u8] = b"changes";
+
+/// State changed by the entries of one batch, so later entries see earlier ones.
+#[derive(Default)]
+struct BatchState {
+    dids: HashMap<String, DidState>,
+    registry: Option<Registry>,
+    registry_changes: Vec<u64>,
+    documents: HashMap<Hash, DocumentRecord>,
+    new_holders: Vec<(String, Hash)>,
+}
+
 /// The ledger of one node.
 pub struct Ledger {
     store: Store,
     rules: Arc<Rules>,
     signer: CheckpointSigner,
     state: Mutex<State>,
+    /// The current trusted-issuer registry (small; persisted in the `registry` table).
+    registry: RwLock<Arc<Registry>>,
     tree: CachedTree,
     /// The latest checkpoint text, for readers, swapped after each commit.
     latest_text: RwLock<Arc<(u64, String)>>,
@@ -128,7 +159,19 @@ impl Ledger {
         }
         let latest_text = RwLock::new(Arc::new((size, latest.to_text())));
         let tree = CachedTree::load(store.clone(), size)?;
-        Ok(Ledger { store, rules, signer, state: Mutex::new(State { frontier, latest, nonces: HashMap::new() }), tree, latest_text })
+        let registry = match store.state(Table::Registry, REGISTRY_STATE)? {
+            Some(b) => serde_json::from_slice(&b).map_err(|e| LedgerError::CorruptState { what: "registry", reason: e.to_string() })?,
+            None => Registry::from_genesis(&rules.genesis),
+        };
+        Ok(Ledger {
+            store,
+            rules,
+            signer,
+            state: Mutex::new(State { frontier, latest, nonces: HashMap::new() }),
+            registry: RwLock::new(Arc::new(registry)),
+            tree,
+            latest_text,
+        })
     }
 
     fn make_checkpoint(rules: &Rules, signer: &CheckpointSigner, frontier: &Frontier, now_ms: u64) -> SignedCheckpoint {
@@ -165,8 +208,7 @@ impl Ledger {
         let mut out = Vec::with_capacity(batch.len());
         let mut lb = LedgerBatch { first_index, ..Default::default() };
         let mut accepted = Vec::with_capacity(batch.len());
-        // DID states changed by this batch, so later operations in it see earlier ones.
-        let mut dids: HashMap<String, DidState> = HashMap::new();
+        let mut staged = BatchState::default();
         for c in batch {
             let committed = match (nonces.pending(&c.entry.author), state.nonces.get(&c.entry.author)) {
                 (Some(_), _) => None,
@@ -178,9 +220,13 @@ impl Ledger {
                 continue;
             }
             let index = frontier.size();
-            if c.entry.kind == Kind::DidOperation
-                && let Err(e) = self.apply_did_operation(&mut dids, &c, index)?
-            {
+            let verdict = match c.entry.kind {
+                Kind::DidOperation => self.apply_did_operation(&mut staged.dids, &c, index)?,
+                Kind::TrustRegistryChange => self.apply_registry_change(&mut staged, &c, index),
+                Kind::DocumentIssuance | Kind::DocumentRevocation => self.apply_document(&mut staged, &c, index)?,
+                Kind::AccessEvent | Kind::StatusListUpdate => Ok(()),
+            };
+            if let Err(e) = verdict {
                 out.push(Err(e));
                 continue;
             }
@@ -194,7 +240,8 @@ impl Ledger {
             return Ok(out);
         }
         lb.entries = accepted;
-        for (did, state) in dids {
+        let new_registry = self.stage_state(&mut staged, &mut lb)?;
+        for (did, state) in std::mem::take(&mut staged.dids) {
             let json = serde_json::to_vec(&state).map_err(|e| LedgerError::CorruptDid { did: did.clone(), reason: e.to_string() })?;
             lb.dids.push((did, json));
         }
@@ -210,6 +257,9 @@ impl Ledger {
         self.store.commit(lb)?;
         // Only after the durable write: memory never runs ahead of the store.
         self.tree.extend(&new_nodes);
+        if let Some(r) = new_registry {
+            *self.registry.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(r);
+        }
         if state.nonces.len() > NONCE_CACHE_MAX {
             state.nonces.clear();
         }
@@ -253,6 +303,175 @@ impl Ledger {
             }
             Err(e) => Ok(Err(e.into())),
         }
+    }
+
+    /// Step 5 for a registry change (`specs/documents.md` §2): version, action and quorum
+    /// of approvals, against the registry as this batch left it.
+    fn apply_registry_change(&self, staged: &mut BatchState, c: &Candidate, index: u64) -> Result<(), AdmissionError> {
+        let change = RegistryChange::decode(&c.entry.payload)?;
+        let mut r = staged.registry.clone().unwrap_or_else(|| (*self.registry()).clone());
+        r.apply(&change, &self.rules.genesis, index)?;
+        staged.registry = Some(r);
+        staged.registry_changes.push(index);
+        Ok(())
+    }
+
+    /// Step 5 for document issuance and status changes (`specs/documents.md` §4-5).
+    fn apply_document(&self, staged: &mut BatchState, c: &Candidate, index: u64) -> Result<Result<(), AdmissionError>, LedgerError> {
+        let current = self.registry();
+        let reg: &Registry = staged.registry.as_ref().unwrap_or(&current);
+        let genesis = &self.rules.genesis;
+        if c.entry.kind == Kind::DocumentIssuance {
+            let issuance = match Issuance::decode(&c.entry.payload) {
+                Ok(i) => i,
+                Err(e) => return Ok(Err(e.into())),
+            };
+            let existing = match staged.documents.get(&issuance.commitment) {
+                Some(d) => Some(d.clone()),
+                None => self.document(&issuance.commitment)?,
+            };
+            match documents::apply_issuance(existing.as_ref(), reg, &c.entry.author, &issuance, index, c.leaf_hash, c.entry.timestamp_ms) {
+                Ok(record) => {
+                    if let Some(h) = &issuance.holder {
+                        staged.new_holders.push((h.clone(), issuance.commitment));
+                    }
+                    staged.documents.insert(issuance.commitment, record);
+                    Ok(Ok(()))
+                }
+                Err(e) => Ok(Err(e.into())),
+            }
+        } else {
+            let change = match StatusChange::decode(&c.entry.payload) {
+                Ok(ch) => ch,
+                Err(e) => return Ok(Err(e.into())),
+            };
+            let record = match staged.documents.get(&change.document) {
+                Some(d) => Some(d.clone()),
+                None => self.document(&change.document)?,
+            };
+            let Some(mut record) = record else {
+                return Ok(Err(documents::DocumentError::NotFound { commitment: change.document }.into()));
+            };
+            match documents::apply_status(&mut record, reg, genesis, &self.rules.genesis_hash, &c.entry.author, &change, index) {
+                Ok(()) => {
+                    staged.documents.insert(change.document, record);
+                    Ok(Ok(()))
+                }
+                Err(e) => Ok(Err(e.into())),
+            }
+        }
+    }
+
+    /// Turns the batch's registry and document changes into table writes; returns the new
+    /// registry, to publish after the commit.
+    fn stage_state(&self, staged: &mut BatchState, lb: &mut LedgerBatch) -> Result<Option<Registry>, LedgerError> {
+        let corrupt = |what: &'static str| move |e: serde_json::Error| LedgerError::CorruptState { what, reason: e.to_string() };
+        let new_registry = staged.registry.take();
+        if let Some(r) = &new_registry {
+            lb.extra.push(Put {
+                table: Table::Registry,
+                key: REGISTRY_STATE.to_vec(),
+                value: serde_json::to_vec(r).map_err(corrupt("registry"))?,
+            });
+            let mut changes = self.store.state(Table::Registry, REGISTRY_CHANGES)?.unwrap_or_default();
+            for i in &staged.registry_changes {
+                changes.extend_from_slice(&i.to_be_bytes());
+            }
+            lb.extra.push(Put { table: Table::Registry, key: REGISTRY_CHANGES.to_vec(), value: changes });
+        }
+        for (commitment, record) in staged.documents.drain() {
+            lb.extra.push(Put {
+                table: Table::Documents,
+                key: commitment.0.to_vec(),
+                value: serde_json::to_vec(&record).map_err(corrupt("document"))?,
+            });
+        }
+        for (holder, commitment) in staged.new_holders.drain(..) {
+            let mut key = holder_key(&holder);
+            key.extend_from_slice(&commitment.0);
+            lb.extra.push(Put { table: Table::Holders, key, value: Vec::new() });
+        }
+        Ok(new_registry)
+    }
+
+    /// The current trusted-issuer registry.
+    pub fn registry(&self) -> Arc<Registry> {
+        self.registry.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// A document's record, by commitment.
+    pub fn document(&self, commitment: &Hash) -> Result<Option<DocumentRecord>, LedgerError> {
+        match self.store.state(Table::Documents, &commitment.0)? {
+            None => Ok(None),
+            Some(b) => {
+                serde_json::from_slice(&b).map(Some).map_err(|e| LedgerError::CorruptState { what: "document", reason: e.to_string() })
+            }
+        }
+    }
+
+    /// An entry with its inclusion proof against the tree of `size` leaves.
+    fn entry_proof(&self, index: u64, size: u64) -> Result<EntryProof, LedgerError> {
+        let bytes = self.store.entry(index)?.ok_or(LedgerError::NoSuchEntry { index, size })?;
+        Ok(EntryProof {
+            index,
+            entry: base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &bytes),
+            proof: self.tree.inclusion_proof(index, size)?,
+        })
+    }
+
+    /// Ledger indices of the registry changes below `size`.
+    fn registry_change_indices(&self, size: u64) -> Result<Vec<u64>, LedgerError> {
+        let raw = self.store.state(Table::Registry, REGISTRY_CHANGES)?.unwrap_or_default();
+        Ok(raw.chunks_exact(8).filter_map(|c| c.try_into().ok().map(u64::from_be_bytes)).filter(|i| *i < size).collect())
+    }
+
+    /// The registry as of the published checkpoint at `size` (latest when None), with the
+    /// change entries that produce it from genesis, each proven against that checkpoint.
+    pub fn registry_at(&self, size: Option<u64>) -> Result<(Registry, SignedCheckpoint, Vec<EntryProof>), LedgerError> {
+        let cp = self.checkpoint_for(size)?;
+        let size = cp.checkpoint.size;
+        let mut changes = Vec::new();
+        let mut proofs = Vec::new();
+        for index in self.registry_change_indices(size)? {
+            let p = self.entry_proof(index, size)?;
+            let bytes = self.store.entry(index)?.ok_or(LedgerError::NoSuchEntry { index, size })?;
+            let e = Entry::decode(&bytes)
+                .map_err(|err| LedgerError::CorruptState { what: "registry change entry", reason: err.to_string() })?;
+            changes.push((index, RegistryChange::decode(&e.payload)?));
+            proofs.push(p);
+        }
+        let r = registry::replay(&self.rules.genesis, &changes)?;
+        Ok((r, cp, proofs))
+    }
+
+    /// The offline proof for a document: its issuance and status entries and every
+    /// registry change, against the latest checkpoint.
+    pub fn document_proof(&self, record: &DocumentRecord) -> Result<DocumentProof, LedgerError> {
+        let cp = self.checkpoint_for(None)?;
+        let size = cp.checkpoint.size;
+        let issuance = self.entry_proof(record.index, size)?;
+        let status_changes = record
+            .status_changes
+            .iter()
+            .map(|e| e.index)
+            .filter(|i| *i < size)
+            .map(|i| self.entry_proof(i, size))
+            .collect::<Result<_, _>>()?;
+        let registry_changes =
+            self.registry_change_indices(size)?.into_iter().map(|i| self.entry_proof(i, size)).collect::<Result<_, _>>()?;
+        Ok(DocumentProof { checkpoint: cp.to_text(), issuance, status_changes, registry_changes })
+    }
+
+    /// Documents of `holder` that expire within `within_ms` of `now_ms`.
+    pub fn expiring(&self, holder: &str, now_ms: u64, within_ms: u64) -> Result<Vec<DocumentRecord>, LedgerError> {
+        let mut records = Vec::new();
+        for (key, _) in self.store.state_scan(Table::Holders, &holder_key(holder), 10_000)? {
+            let Some(c) = key.get(key.len().saturating_sub(32)..).and_then(|s| <[u8; 32]>::try_from(s).ok()) else { continue };
+            if let Some(r) = self.document(&Hash(c))? {
+                records.push(r);
+            }
+        }
+        Ok(documents::expiring(records.iter(), holder, now_ms, within_ms).into_iter().cloned().collect())
     }
 
     /// The stored state of a DID.

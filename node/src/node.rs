@@ -134,6 +134,7 @@ impl RunningNode {
 
 /// Assembles the node and serves its API on `cfg.listen` (port 0 picks a free port).
 pub async fn start(cfg: &NodeConfig, clock: Arc<dyn Clock>) -> Result<RunningNode, NodeError> {
+    let clock_for_api = clock.clone();
     let (parts, committer) = assemble(cfg, clock)?;
     let listener = tokio::net::TcpListener::bind(cfg.listen).await.map_err(|source| NodeError::Listen { addr: cfg.listen, source })?;
     let addr = listener.local_addr().map_err(|source| NodeError::Listen { addr: cfg.listen, source })?;
@@ -143,6 +144,7 @@ pub async fn start(cfg: &NodeConfig, clock: Arc<dyn Clock>) -> Result<RunningNod
         metrics: parts.metrics.clone(),
         genesis_json: parts.genesis_json.clone(),
         did_answers: Arc::default(),
+        clock: clock_for_api,
     };
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(api::serve(listener, state, cfg.max_request_bytes, async {

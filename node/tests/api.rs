@@ -191,7 +191,9 @@ async fn bad_entries_get_clear_problems() {
     post_raw(&env, vec![1u8; 70 * 1024]).await.problem(413, "request-too-large");
     // Not a genesis writer.
     let stranger = SigningKey::from_bytes(&[66; 32]);
-    post_raw(&env, entry(g, &stranger, Kind::DocumentIssuance, 1, b"z")).await.problem(403, "unauthorized");
+    post_raw(&env, entry(g, &stranger, Kind::AccessEvent, 1, b"z")).await.problem(403, "unauthorized");
+    // Document entries must carry a document payload, whoever signs them.
+    post_raw(&env, entry(g, &stranger, Kind::DocumentIssuance, 1, b"z")).await.problem(400, "document-payload-malformed");
     // Signed for another chain.
     let other = Genesis { chain_id: "other".into(), ..g.clone() };
     post_raw(&env, entry(&other, &env.writer, Kind::AccessEvent, 13, b"z")).await.problem(400, "bad-signature");

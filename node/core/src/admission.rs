@@ -36,6 +36,10 @@ pub enum AdmissionError {
     Replay { author: String, nonce: u64, last: u64 },
     #[error(transparent)]
     DidOperation(#[from] crate::did_dojang::DidError),
+    #[error(transparent)]
+    Registry(#[from] crate::registry::RegistryError),
+    #[error(transparent)]
+    Document(#[from] crate::documents::DocumentError),
 }
 
 impl AdmissionError {
@@ -51,6 +55,8 @@ impl AdmissionError {
             AdmissionError::Unauthorized { .. } => "unauthorized",
             AdmissionError::Replay { .. } => "replayed-nonce",
             AdmissionError::DidOperation(_) => "invalid-did-operation",
+            AdmissionError::Registry(e) => e.slug(),
+            AdmissionError::Document(e) => e.slug(),
         }
     }
 }
@@ -111,8 +117,10 @@ impl Rules {
             .collect()
     }
 
-    /// Step 3 (§6.3): who may write what. DID operations are self-certifying and open to
-    /// any key; every agency kind needs a writer key registered to a genesis agency.
+    /// Step 3 (§6.3): who may write what, as far as it can be told without ledger state.
+    /// Access events and status-list updates need a writer key of a genesis agency; DID
+    /// operations, registry changes and document entries carry their authority in ledger
+    /// state or in approvals, checked when the batch is applied.
     pub fn authorize(&self, entry: &Entry) -> Result<(), AdmissionError> {
         match entry.kind {
             // Self-certifying: the payload must be a well-formed operation; who may sign
@@ -120,7 +128,19 @@ impl Rules {
             Kind::DidOperation => {
                 crate::did_dojang::DidOperation::decode(&entry.payload).and_then(|op| op.validate()).map_err(AdmissionError::from)
             }
-            Kind::DocumentIssuance | Kind::DocumentRevocation | Kind::AccessEvent | Kind::TrustRegistryChange | Kind::StatusListUpdate => {
+            // Authority comes from ledger state (the registry, the document's issuer, the
+            // approvals inside a registry change) and is checked when the batch is applied
+            // (§6.3); here the payload must at least be well formed.
+            Kind::TrustRegistryChange => {
+                crate::registry::RegistryChange::decode(&entry.payload).and_then(|c| c.validate()).map_err(AdmissionError::from)
+            }
+            Kind::DocumentIssuance => {
+                crate::documents::Issuance::decode(&entry.payload).and_then(|i| i.validate()).map_err(AdmissionError::from)
+            }
+            Kind::DocumentRevocation => {
+                crate::documents::StatusChange::decode(&entry.payload).and_then(|c| c.validate()).map_err(AdmissionError::from)
+            }
+            Kind::AccessEvent | Kind::StatusListUpdate => {
                 if self.genesis.agency_of_writer(&entry.author).is_some() {
                     Ok(())
                 } else {

@@ -56,6 +56,8 @@ pub enum BundleError {
         "the served tree at size {size} has root {served}, but the trusted checkpoint has root {trusted}: the history was rewritten or forked"
     )]
     Fork { size: u64, served: Hash, trusted: Hash },
+    #[error("entries are not in strictly increasing ledger order at index {0}")]
+    Order(u64),
     #[error("bundle is for tree size {bundle}, but its checkpoint has size {checkpoint}")]
     SizeMismatch { bundle: u64, checkpoint: u64 },
 }
@@ -66,6 +68,31 @@ pub struct VerifiedInclusion {
     pub index: u64,
     pub entry: Entry,
     pub checkpoint: VerifiedCheckpoint,
+}
+
+/// Verifies a list of entries proven against one checkpoint (the shape of registry and
+/// DID histories): quorum, strictly increasing indices, each entry's signature and audit
+/// path. Returns the checkpoint and the decoded entries with their indices.
+pub fn verify_entries(
+    genesis: &Genesis,
+    checkpoint: &str,
+    proofs: &[crate::did_proof::EntryProof],
+) -> Result<(VerifiedCheckpoint, Vec<(u64, Entry)>), BundleError> {
+    let cp = SignedCheckpoint::parse(checkpoint)?.verify(genesis)?;
+    let mut out = Vec::with_capacity(proofs.len());
+    let mut last: Option<u64> = None;
+    for p in proofs {
+        if last.is_some_and(|l| p.index <= l) {
+            return Err(BundleError::Order(p.index));
+        }
+        last = Some(p.index);
+        let bytes = base64::engine::general_purpose::STANDARD.decode(&p.entry).map_err(|_| BundleError::EntryEncoding)?;
+        let entry = Entry::decode(&bytes)?;
+        entry.verify(&cp.checkpoint.genesis_hash, &bytes)?;
+        merkle::verify_inclusion::<Blake3Hasher>(&entry::leaf_hash(&bytes), p.index, cp.checkpoint.size, &p.proof, &cp.checkpoint.root)?;
+        out.push((p.index, entry));
+    }
+    Ok((cp, out))
 }
 
 impl InclusionBundle {

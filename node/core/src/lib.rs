@@ -14,6 +14,10 @@
 //! - [`did_dojang`]: the `did:dojang` method — operations, state, historic resolution
 //!   (`specs/did-method-dojang.md`); [`did_proof`]: resolution answers proven against a
 //!   quorum checkpoint.
+//! - [`registry`]: the trusted-issuer registry — quorum-approved changes, replay from
+//!   genesis to any height (`specs/documents.md` §2).
+//! - [`documents`]: salted document commitments, issuance and status entries, verdicts
+//!   and offline document proofs (`specs/documents.md`).
 //! - [`genesis`]: the genesis file, its hash, and the validator set (`specs/genesis.md`).
 //! - [`signature`]: Ed25519 validity (ZIP 215), single and batch, always in agreement.
 //! - [`checkpoint`]: signed tree heads in the C2SP tlog-checkpoint / signed-note format,
@@ -31,10 +35,12 @@ pub mod checkpoint;
 pub mod did_dojang;
 pub mod did_key;
 pub mod did_proof;
+pub mod documents;
 pub mod entry;
 pub mod genesis;
 pub mod hash;
 pub mod merkle;
+pub mod registry;
 pub mod resolution;
 pub mod signature;
 

@@ -31,7 +31,7 @@ impl KvBackend for MemoryBackend {
         Ok(())
     }
 
-    fn scan_prefix(&self, table: Table, prefix: &[u8], limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StorageError> {
+    fn scan_prefix(&self, table: Table, prefix: &[u8], limit: usize) -> Result<super::KvPairs, StorageError> {
         let t = self.tables.read().map_err(|_| poisoned())?;
         Ok(t.get(&table)
             .map(|m| {

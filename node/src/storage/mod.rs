@@ -127,6 +127,9 @@ pub enum StorageError {
     GenesisMismatch { path: String, found: String, expected: String },
 }
 
+/// Key-value pairs from a prefix scan, in key order.
+pub type KvPairs = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// One write operation.
 #[derive(Debug, Clone)]
 pub struct Put {
@@ -145,7 +148,7 @@ pub trait KvBackend: Send + Sync + std::fmt::Debug + 'static {
     }
     fn write(&self, puts: Vec<Put>) -> Result<(), StorageError>;
     /// Up to `limit` entries whose key starts with `prefix`, in key order.
-    fn scan_prefix(&self, table: Table, prefix: &[u8], limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StorageError>;
+    fn scan_prefix(&self, table: Table, prefix: &[u8], limit: usize) -> Result<KvPairs, StorageError>;
     /// Bytes the engine occupies on disk (live files); 0 for memory.
     fn disk_bytes(&self) -> u64;
     /// Forces a compaction, so that `disk_bytes` measures steady state (benchmarks).
@@ -199,7 +202,7 @@ pub trait DidReader {
 pub trait StateReader {
     /// A raw state value (registry, document records).
     fn state(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError>;
-    fn state_scan(&self, table: Table, prefix: &[u8], limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StorageError>;
+    fn state_scan(&self, table: Table, prefix: &[u8], limit: usize) -> Result<KvPairs, StorageError>;
 }
 
 pub trait CheckpointReader {
@@ -316,7 +319,7 @@ impl StateReader for Store {
     fn state(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
         self.kv.get(table, key)
     }
-    fn state_scan(&self, table: Table, prefix: &[u8], limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StorageError> {
+    fn state_scan(&self, table: Table, prefix: &[u8], limit: usize) -> Result<KvPairs, StorageError> {
         self.kv.scan_prefix(table, prefix, limit)
     }
 }
