@@ -432,3 +432,128 @@ fn wrk(url: &str, seconds: u64, connections: u64) -> serde_json::Value {
         "non_2xx": field("Non-2xx or 3xx responses:"),
     })
 }
+
+#[derive(Debug, clap::Args)]
+pub struct DocsBenchArgs {
+    /// Documents anchored through the write path.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub documents: u64,
+    /// Issuances per submission (an agency issues in batches).
+    #[arg(long, default_value_t = 4096)]
+    pub chunk: u64,
+    /// Verifications timed.
+    #[arg(long, default_value_t = 2000)]
+    pub verifications: u64,
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+/// `dojang bench docs`: document issuance through the whole write path, then
+/// verification (node lookup + proof, and the verifier's offline check) at that scale.
+pub fn docs(args: DocsBenchArgs) -> anyhow::Result<()> {
+    use dojang_core::documents::{self, Issuance};
+    use dojang_core::genesis::TrustedIssuer;
+    let tmp = tempfile::tempdir().context("cannot create a temporary folder")?;
+    let dir = tmp.path();
+    let vkey = SigningKey::from_bytes(&[1; 32]);
+    let keys: Vec<SigningKey> = (0..8u8).map(|i| SigningKey::from_bytes(&[100 + i; 32])).collect();
+    let key_ids: Vec<String> = keys.iter().map(|k| DidKey::from_verifying_key(&k.verifying_key()).key_id()).collect();
+    let mut genesis = Genesis::new("bench", 0, vec![Validator::with_keys("bench", "Bench", &vkey.verifying_key(), &[], "")]);
+    genesis.trusted_issuers = vec![TrustedIssuer {
+        did: "did:web:issuer.example.kr".into(),
+        name: "Bench issuer".into(),
+        keys: key_ids.clone(),
+        document_types: vec!["certificate".into()],
+        credential_types: vec![],
+    }];
+    std::fs::write(dir.join("genesis.json"), genesis.to_json_pretty())?;
+    KeyFile::from_signing_key(&vkey).write_new(&dir.join("v.key"))?;
+    let cfg = NodeConfig {
+        data_dir: dir.join("data"),
+        genesis: dir.join("genesis.json"),
+        validator_key: dir.join("v.key"),
+        validator_id: "bench".into(),
+        listen: "127.0.0.1:0".parse()?,
+        max_batch: 16384,
+        queue_bytes: 256 << 20,
+        max_request_bytes: 16 << 20,
+        storage: StorageKind::Rocksdb,
+    };
+    let gh = genesis.hash();
+    let now = crate::devnet::now_ms();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let (parts, committer) = rt.block_on(async { dojang_node::node::assemble(&cfg, Arc::new(SystemClock)) })?;
+    let salt_of = |i: u64| *blake3::hash(&i.to_le_bytes()).as_bytes();
+    let doc_of = |i: u64| format!("certificate number {i} for the documents benchmark").into_bytes();
+    let mut submit_time = std::time::Duration::ZERO;
+    let mut issued = 0u64;
+    let mut nonce = 0u64;
+    while issued < args.documents {
+        let n = args.chunk.min(args.documents - issued);
+        let batch: Vec<Vec<u8>> = (issued..issued + n)
+            .filter_map(|i| {
+                let w = (i % keys.len() as u64) as usize;
+                nonce += 1;
+                let issuance = Issuance {
+                    document_type: "certificate".into(),
+                    commitment: documents::commitment(&salt_of(i), &doc_of(i)),
+                    valid_from: now,
+                    valid_until: Some(now + 365 * 86_400_000),
+                    holder: None,
+                };
+                let e = UnsignedEntry {
+                    kind: Kind::DocumentIssuance,
+                    author: key_ids.get(w)?.clone(),
+                    nonce,
+                    timestamp_ms: now,
+                    payload: issuance.encode(),
+                };
+                e.sign(keys.get(w)?, &gh).ok()?.encode().ok()
+            })
+            .collect();
+        let t = Instant::now();
+        let out = rt.block_on(parts.write.submit(batch))?;
+        submit_time += t.elapsed();
+        if let Some(Err(e)) = out.iter().find(|o| o.is_err()) {
+            anyhow::bail!("issuance refused: {e}");
+        }
+        issued += n;
+    }
+    let ledger = parts.ledger.clone();
+    let mut rng = Rng(11);
+    let (mut lookup, mut verify) = (Vec::new(), Vec::new());
+    let mut proof_bytes = 0usize;
+    for _ in 0..args.verifications {
+        let i = rng.next() % args.documents.max(1);
+        let (salt, doc) = (salt_of(i), doc_of(i));
+        let t = Instant::now();
+        let c = documents::commitment(&salt, &doc);
+        let record = ledger.document(&c)?.context("an issued document is missing")?;
+        let verdict = documents::verdict(Some(&record), &ledger.registry(), now);
+        let proof = ledger.document_proof(&record)?;
+        lookup.push(t.elapsed().as_nanos() as f64 / 1000.0);
+        proof_bytes = serde_json::to_vec(&proof)?.len();
+        let t = Instant::now();
+        let v = documents::verify_document(&genesis, &doc, &salt, &proof, now)?;
+        verify.push(t.elapsed().as_nanos() as f64 / 1000.0);
+        if v.verdict != verdict {
+            anyhow::bail!("node verdict {verdict:?} differs from the verifier's {:?}", v.verdict);
+        }
+    }
+    rt.block_on(committer.shutdown());
+    let report = json!({
+        "benchmark": "dojang bench docs",
+        "documents": args.documents,
+        "chunk": args.chunk,
+        "issuance_per_sec_write_path": (args.documents as f64 / submit_time.as_secs_f64()).round(),
+        "node_lookup_and_proof_us": summary(&mut lookup),
+        "offline_verify_us": summary(&mut verify),
+        "proof_bytes": proof_bytes,
+        "note": "issuance time covers decode, batch verify, registry authorisation, sequencing and durable commit; signing is the issuer's cost and excluded",
+    });
+    if let Some(p) = &args.out {
+        std::fs::write(p, serde_json::to_string_pretty(&report)?).with_context(|| format!("cannot write {}", p.display()))?;
+    }
+    crate::emit(true, report, String::new);
+    Ok(())
+}

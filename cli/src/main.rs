@@ -162,6 +162,8 @@ enum BenchCmd {
     Ledger(bench::LedgerBenchArgs),
     /// did:dojang resolution with proofs: in process, bundle size, HTTP under wrk.
     Did(bench::DidBenchArgs),
+    /// Document issuance throughput and verification latency at scale.
+    Docs(bench::DocsBenchArgs),
 }
 
 fn main() {
@@ -291,6 +293,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Cmd::Bench(BenchCmd::Ledger(args)) => bench::ledger(args)?,
         Cmd::Bench(BenchCmd::Did(args)) => bench::did(args)?,
+        Cmd::Bench(BenchCmd::Docs(args)) => bench::docs(args)?,
     }
     Ok(())
 }
