@@ -120,16 +120,12 @@ pub fn ledger(args: LedgerBenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Durable appends through the real write path: decode, batch-verify, authorise,
-/// sequence, RocksDB group commit with WAL sync, checkpoint signing.
-fn write_path(args: &LedgerBenchArgs, dir: &std::path::Path) -> anyhow::Result<serde_json::Value> {
-    let vkey = SigningKey::from_bytes(&[1; 32]);
-    let writers: Vec<SigningKey> = (0..16u8).map(|i| SigningKey::from_bytes(&[100 + i; 32])).collect();
-    let verifying: Vec<_> = writers.iter().map(SigningKey::verifying_key).collect();
-    let genesis = Genesis::new("bench", 0, vec![Validator::with_keys("bench", "Bench", &vkey.verifying_key(), &verifying, "")]);
+/// Writes `genesis` and the validator key into `dir` and returns a RocksDB node config
+/// for them, listening on a free loopback port.
+fn bench_config(dir: &std::path::Path, genesis: &Genesis, vkey: &SigningKey) -> anyhow::Result<NodeConfig> {
     std::fs::write(dir.join("genesis.json"), genesis.to_json_pretty())?;
-    KeyFile::from_signing_key(&vkey).write_new(&dir.join("v.key"))?;
-    let cfg = NodeConfig {
+    KeyFile::from_signing_key(vkey).write_new(&dir.join("v.key"))?;
+    Ok(NodeConfig {
         data_dir: dir.join("data"),
         genesis: dir.join("genesis.json"),
         validator_key: dir.join("v.key"),
@@ -139,7 +135,17 @@ fn write_path(args: &LedgerBenchArgs, dir: &std::path::Path) -> anyhow::Result<s
         queue_bytes: 256 << 20,
         max_request_bytes: 16 << 20,
         storage: StorageKind::Rocksdb,
-    };
+    })
+}
+
+/// Durable appends through the real write path: decode, batch-verify, authorise,
+/// sequence, RocksDB group commit with WAL sync, checkpoint signing.
+fn write_path(args: &LedgerBenchArgs, dir: &std::path::Path) -> anyhow::Result<serde_json::Value> {
+    let vkey = SigningKey::from_bytes(&[1; 32]);
+    let writers: Vec<SigningKey> = (0..16u8).map(|i| SigningKey::from_bytes(&[100 + i; 32])).collect();
+    let verifying: Vec<_> = writers.iter().map(SigningKey::verifying_key).collect();
+    let genesis = Genesis::new("bench", 0, vec![Validator::with_keys("bench", "Bench", &vkey.verifying_key(), &verifying, "")]);
+    let cfg = bench_config(dir, &genesis, &vkey)?;
     let gh = genesis.hash();
     let now = crate::devnet::now_ms();
     let authors: Vec<String> = writers.iter().map(|w| DidKey::from_verifying_key(&w.verifying_key()).key_id()).collect();
@@ -284,19 +290,7 @@ pub fn did(args: DidBenchArgs) -> anyhow::Result<()> {
     let writers: Vec<SigningKey> = (0..8u8).map(|i| SigningKey::from_bytes(&[100 + i; 32])).collect();
     let verifying: Vec<_> = writers.iter().map(SigningKey::verifying_key).collect();
     let genesis = Genesis::new("bench", 0, vec![Validator::with_keys("bench", "Bench", &vkey.verifying_key(), &verifying, "")]);
-    std::fs::write(dir.join("genesis.json"), genesis.to_json_pretty())?;
-    KeyFile::from_signing_key(&vkey).write_new(&dir.join("v.key"))?;
-    let cfg = NodeConfig {
-        data_dir: dir.join("data"),
-        genesis: dir.join("genesis.json"),
-        validator_key: dir.join("v.key"),
-        validator_id: "bench".into(),
-        listen: "127.0.0.1:0".parse()?,
-        max_batch: 16384,
-        queue_bytes: 256 << 20,
-        max_request_bytes: 16 << 20,
-        storage: StorageKind::Rocksdb,
-    };
+    let cfg = bench_config(dir, &genesis, &vkey)?;
     let gh = genesis.hash();
     let now = crate::devnet::now_ms();
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
@@ -466,19 +460,7 @@ pub fn docs(args: DocsBenchArgs) -> anyhow::Result<()> {
         document_types: vec!["certificate".into()],
         credential_types: vec![],
     }];
-    std::fs::write(dir.join("genesis.json"), genesis.to_json_pretty())?;
-    KeyFile::from_signing_key(&vkey).write_new(&dir.join("v.key"))?;
-    let cfg = NodeConfig {
-        data_dir: dir.join("data"),
-        genesis: dir.join("genesis.json"),
-        validator_key: dir.join("v.key"),
-        validator_id: "bench".into(),
-        listen: "127.0.0.1:0".parse()?,
-        max_batch: 16384,
-        queue_bytes: 256 << 20,
-        max_request_bytes: 16 << 20,
-        storage: StorageKind::Rocksdb,
-    };
+    let cfg = bench_config(dir, &genesis, &vkey)?;
     let gh = genesis.hash();
     let now = crate::devnet::now_ms();
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;

@@ -180,7 +180,7 @@ impl DidOperation {
             return Err(DidError::PayloadTooLarge { len: payload.len(), max: MAX_OP_LEN });
         }
         let op: DidOperation =
-            serde_json::from_slice(payload).map_err(|e| DidError::Malformed(shown_n(&e.to_string(), SHOWN_PARSER_CHARS)))?;
+            serde_json::from_slice(payload).map_err(|e| DidError::Malformed(crate::text::shown_n(&e.to_string(), SHOWN_PARSER_CHARS)))?;
         if op.encode() != payload {
             return Err(DidError::NotCanonical);
         }
@@ -1206,15 +1206,7 @@ impl DidError {
 /// A bad value as repeated in an error: at most [`SHOWN_CHARS`] characters, then an
 /// ellipsis. Messages format it with `{:?}`, which escapes control characters.
 fn shown(value: &str) -> String {
-    shown_n(value, SHOWN_CHARS)
-}
-
-fn shown_n(value: &str, n: usize) -> String {
-    let mut out: String = value.chars().take(n).collect();
-    if value.chars().nth(n).is_some() {
-        out.push('…');
-    }
-    out
+    crate::text::shown_n(value, SHOWN_CHARS)
 }
 
 #[cfg(test)]

@@ -178,7 +178,7 @@ fn parse_json<'a, T: Deserialize<'a>>(payload: &'a [u8], max: usize) -> Result<T
     if payload.len() > max {
         return Err(DocumentError::PayloadTooLarge { len: payload.len(), max });
     }
-    serde_json::from_slice(payload).map_err(|e| DocumentError::Malformed(shown_n(&e.to_string(), SHOWN_PARSER_CHARS)))
+    serde_json::from_slice(payload).map_err(|e| DocumentError::Malformed(crate::text::shown_n(&e.to_string(), SHOWN_PARSER_CHARS)))
 }
 
 fn check_integer(field: &'static str, value: u64) -> Result<(), DocumentError> {
@@ -320,16 +320,10 @@ pub fn approval_signing_input(genesis_hash: &Hash, change: &StatusChange) -> Vec
 
 /// The signature bytes of an approval: canonical padded standard base64 of 64 bytes.
 fn decode_signature(a: &StatusApproval) -> Result<[u8; 64], DocumentError> {
-    let bad = || DocumentError::InvalidApproval {
+    a.signature_bytes().map_err(|reason| DocumentError::InvalidApproval {
         validator: shown(&a.validator),
-        reason: format!("signature {:?} is not canonical base64 of 64 bytes", shown(&a.signature)),
-    };
-    let bytes = base64::engine::general_purpose::STANDARD.decode(&a.signature).map_err(|_| bad())?;
-    let sig: [u8; 64] = bytes.as_slice().try_into().map_err(|_| bad())?;
-    if base64::engine::general_purpose::STANDARD.encode(sig) != a.signature {
-        return Err(bad());
-    }
-    Ok(sig)
+        reason: format!("signature {:?}: {reason}", shown(&a.signature)),
+    })
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1050,15 +1044,7 @@ impl DocumentError {
 /// A bad value as repeated in an error: at most [`SHOWN_CHARS`] characters, then an
 /// ellipsis. Messages format it with `{:?}`, which escapes control characters.
 fn shown(value: &str) -> String {
-    shown_n(value, SHOWN_CHARS)
-}
-
-fn shown_n(value: &str, n: usize) -> String {
-    let mut out: String = value.chars().take(n).collect();
-    if value.chars().nth(n).is_some() {
-        out.push('…');
-    }
-    out
+    crate::text::shown_n(value, SHOWN_CHARS)
 }
 
 #[cfg(test)]

@@ -43,6 +43,7 @@ pub mod merkle;
 pub mod registry;
 pub mod resolution;
 pub mod signature;
+mod text;
 
 #[cfg(test)]
 pub(crate) mod testing;

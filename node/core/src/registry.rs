@@ -302,8 +302,8 @@ impl RegistryChange {
         if payload.len() > MAX_CHANGE_LEN {
             return Err(RegistryError::PayloadTooLarge { len: payload.len(), max: MAX_CHANGE_LEN });
         }
-        let change: RegistryChange =
-            serde_json::from_slice(payload).map_err(|e| RegistryError::Malformed(shown_n(&e.to_string(), SHOWN_PARSER_CHARS)))?;
+        let change: RegistryChange = serde_json::from_slice(payload)
+            .map_err(|e| RegistryError::Malformed(crate::text::shown_n(&e.to_string(), SHOWN_PARSER_CHARS)))?;
         if change.encode() != payload {
             return Err(RegistryError::NotCanonical);
         }
@@ -439,12 +439,23 @@ fn needed_power(genesis: &Genesis) -> u64 {
 
 /// The 64 signature bytes of an approval: canonical padded base64 (R3).
 fn decode_signature(a: &Approval) -> Result<[u8; 64], RegistryError> {
-    let bad = |reason: &str| RegistryError::MalformedSignature { validator: shown(&a.validator), reason: reason.to_owned() };
-    if a.signature.len() != 88 {
-        return Err(bad("must be 88 characters of padded base64 (64 bytes)"));
+    a.signature_bytes().map_err(|reason| RegistryError::MalformedSignature { validator: shown(&a.validator), reason })
+}
+
+impl Approval {
+    /// The 64-byte signature; only canonical padded base64 is accepted, so one signature
+    /// has one spelling (the payload must re-encode byte for byte).
+    pub fn signature_bytes(&self) -> Result<[u8; 64], String> {
+        if self.signature.len() != 88 {
+            return Err("must be 88 characters of padded base64 (64 bytes)".into());
+        }
+        let bytes = base64::engine::general_purpose::STANDARD.decode(&self.signature).map_err(|e| format!("not canonical base64: {e}"))?;
+        let sig: [u8; 64] = bytes.as_slice().try_into().map_err(|_| "must decode to 64 bytes".to_owned())?;
+        if base64::engine::general_purpose::STANDARD.encode(sig) != self.signature {
+            return Err("not canonical base64".into());
+        }
+        Ok(sig)
     }
-    let bytes = base64::engine::general_purpose::STANDARD.decode(&a.signature).map_err(|e| bad(&format!("not canonical base64: {e}")))?;
-    bytes.as_slice().try_into().map_err(|_| bad("must decode to 64 bytes"))
 }
 
 impl RegistryAction {
@@ -1018,15 +1029,7 @@ impl RegistryError {
 /// A bad value as repeated in an error: at most [`SHOWN_CHARS`] characters, then an
 /// ellipsis. Messages format it with `{:?}`, which escapes control characters.
 fn shown(value: &str) -> String {
-    shown_n(value, SHOWN_CHARS)
-}
-
-fn shown_n(value: &str, n: usize) -> String {
-    let mut out: String = value.chars().take(n).collect();
-    if value.chars().nth(n).is_some() {
-        out.push('…');
-    }
-    out
+    crate::text::shown_n(value, SHOWN_CHARS)
 }
 
 #[cfg(test)]
