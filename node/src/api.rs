@@ -167,10 +167,17 @@ fn admission_problem(e: &AdmissionError) -> Problem {
         AdmissionError::DidOperation(_) => (StatusCode::BAD_REQUEST, "invalid did operation"),
         AdmissionError::Registry(_) | AdmissionError::Document(_) => {
             let slug = e.slug();
-            if ["not-authorized", "no-quorum", "self-approval", "unknown-validator", "bad-signature", "unknown-issuer-key"]
-                .iter()
-                .any(|s| slug.contains(s))
-            {
+            let forbidden = [
+                "not-authorized",
+                "no-quorum",
+                "self-approval",
+                "unknown-validator",
+                "bad-signature",
+                "unknown-issuer-key",
+                "status-unauthorized",
+                "invalid-approval",
+            ];
+            if forbidden.iter().any(|s| slug.contains(s)) {
                 (StatusCode::FORBIDDEN, "not authorised")
             } else if ["stale-version", "already", "exists", "out-of-order"].iter().any(|s| slug.contains(s)) {
                 (StatusCode::CONFLICT, "conflicts with ledger state")
@@ -581,13 +588,11 @@ async fn get_document(State(st): State<ApiState>, c: Result<Path<String>, PathRe
 }
 
 fn document_answer(st: &ApiState, commitment: Hash) -> Result<Response, Problem> {
-    let record = st.ledger.document(&commitment).map_err(|e| ledger_problem(&e))?;
-    let Some(record) = record else {
+    let answer = st.ledger.document_at_checkpoint(&commitment).map_err(|e| ledger_problem(&e))?;
+    let Some((record, registry, proof)) = answer else {
         return Ok(Json(json!({ "verdict": "unknown", "commitment": commitment })).into_response());
     };
-    let registry = st.ledger.registry();
     let verdict = dojang_core::documents::verdict(Some(&record), &registry, st.clock.now_ms());
-    let proof = st.ledger.document_proof(&record).map_err(|e| ledger_problem(&e))?;
     let issuer_name = registry.issuer(&record.issuer).map(|i| i.issuer.name.clone());
     Ok(Json(json!({
         "verdict": verdict,

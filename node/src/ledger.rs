@@ -444,10 +444,39 @@ impl Ledger {
         Ok((r, cp, proofs))
     }
 
+    /// A document as of the latest checkpoint: the record, the registry and the proof all
+    /// describe the same tree, so the verdict computed from them is the one a verifier
+    /// gets from the proof. None when the checkpoint does not cover an issuance.
+    pub fn document_at_checkpoint(&self, commitment: &Hash) -> Result<Option<(DocumentRecord, Arc<Registry>, DocumentProof)>, LedgerError> {
+        // Checkpoint first: state read afterwards may be newer, and is cut back to it.
+        let cp = self.checkpoint_for(None)?;
+        let size = cp.checkpoint.size;
+        let Some(mut record) = self.document(commitment)? else { return Ok(None) };
+        if record.index >= size {
+            return Ok(None);
+        }
+        if record.status_changes.iter().any(|e| e.index >= size) {
+            record.status_changes.retain(|e| e.index < size);
+            record.status = record.status_changes.iter().fold(documents::DocumentStatus::Active, |_, e| match e.action {
+                documents::StatusAction::Revoke => documents::DocumentStatus::Revoked,
+                documents::StatusAction::Suspend => documents::DocumentStatus::Suspended,
+                documents::StatusAction::Reinstate => documents::DocumentStatus::Active,
+            });
+        }
+        let current = self.registry();
+        let registry = if current.last_index().is_none_or(|i| i < size) { current } else { Arc::new(self.registry_at(Some(size))?.0) };
+        let proof = self.document_proof_at(&record, &cp)?;
+        Ok(Some((record, registry, proof)))
+    }
+
     /// The offline proof for a document: its issuance and status entries and every
     /// registry change, against the latest checkpoint.
     pub fn document_proof(&self, record: &DocumentRecord) -> Result<DocumentProof, LedgerError> {
         let cp = self.checkpoint_for(None)?;
+        self.document_proof_at(record, &cp)
+    }
+
+    fn document_proof_at(&self, record: &DocumentRecord, cp: &SignedCheckpoint) -> Result<DocumentProof, LedgerError> {
         let size = cp.checkpoint.size;
         let issuance = self.entry_proof(record.index, size)?;
         let status_changes = record

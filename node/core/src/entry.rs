@@ -40,8 +40,8 @@ pub enum Kind {
     DocumentRevocation = 0x0301,
     /// One read of a citizen's personal data by an official (specs/access-log.md).
     AccessEvent = 0x0401,
-    /// A change to the trusted-issuer registry. Until specs/documents.md defines the
-    /// governance quorum, any genesis agency writer key may write it (§6.3).
+    /// A change to the trusted-issuer registry (specs/documents.md §2): any key may submit
+    /// it; its authority is the quorum of validator approvals it carries.
     TrustRegistryChange = 0x0501,
     /// An update to a Bitstring Status List anchored on the ledger.
     StatusListUpdate = 0x0601,
