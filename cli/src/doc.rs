@@ -241,6 +241,8 @@ pub fn run_doc(cmd: DocCmd, json: bool) -> anyhow::Result<()> {
             let now = crate::devnet::now_ms();
             match documents::verify_document(&g, &bytes, &salt, &proof, now) {
                 Ok(v) => {
+                    // The receipt's claims (type, issuer) must be what the ledger proves.
+                    rec.matches(&v.record).context("the receipt does not match the proven record")?;
                     let name = v.issuer.as_ref().map(|i| i.name.clone()).unwrap_or_default();
                     emit(
                         json,

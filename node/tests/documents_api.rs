@@ -6,9 +6,9 @@
 //! `documents::verify_document` against the genesis alone and found to agree with the node;
 //! untrusted issuers, short quorums and governance replays refused with the right problem;
 //! removed and suspended issuers as §6.2 says; tampered proof bundles refused; the registry
-//! as of earlier checkpoints, proven and replayed; the expiry feed; bad input as 4xx. One
-//! ignored test polls answers while entries commit and shows the known deviation of
-//! `specs/api.md` §4.13 (answers not read from one checkpoint).
+//! as of earlier checkpoints, proven and replayed; the expiry feed; bad input as 4xx; and
+//! answers polled while entries commit, which must agree with their own proofs (record,
+//! registry and proof are read at one checkpoint).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
 use std::sync::Arc;

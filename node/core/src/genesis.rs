@@ -182,7 +182,11 @@ impl Genesis {
     pub fn validate(&self) -> Result<(), GenesisError> {
         // RFC 8785 serialises numbers as IEEE 754 doubles: larger integers would collide
         // in the genesis hash while meaning different things.
-        let ints = [("genesis_time_ms", self.genesis_time_ms), ("params.max_clock_skew_ms", self.params.max_clock_skew_ms)];
+        let ints = [
+            ("genesis_time_ms", self.genesis_time_ms),
+            ("params.max_clock_skew_ms", self.params.max_clock_skew_ms),
+            ("governance.registry_threshold", self.governance.registry_threshold.unwrap_or(0)),
+        ];
         for (field, value) in ints.into_iter().chain(self.validators.iter().map(|v| ("voting_power", v.voting_power))) {
             if value > MAX_SAFE_INTEGER {
                 return Err(GenesisError::IntegerTooLarge { field, value });
