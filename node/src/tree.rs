@@ -18,9 +18,10 @@ pub enum TreeError {
     Corrupt(String),
 }
 
-/// Tree levels at and above this one are kept in memory: 1/16 of all nodes (20 MB at
-/// 10^7 entries), which leaves at most a handful of storage reads per proof.
-const CACHED_LEVEL: u8 = 5;
+/// Tree levels at and above this one are kept in memory: 1/8 of all nodes (4 bytes per
+/// entry: 40 MB at 10^7 entries). Everything below is the clustered 16-leaf tile of
+/// `storage::keys::node`, so a proof reads one storage block plus any partial right edge.
+const CACHED_LEVEL: u8 = 4;
 
 /// The upper levels of the tree, in memory, for proof generation (`specs/ledger.md` §4.2).
 #[derive(Debug, Default)]
