@@ -3,6 +3,8 @@
 //! problem and status — never a 5xx, never a panic.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
+mod support;
+
 use std::sync::Arc;
 
 use base64::Engine as _;
@@ -63,57 +65,7 @@ fn entry(g: &Genesis, key: &SigningKey, kind: Kind, nonce: u64, payload: &[u8]) 
     .unwrap()
 }
 
-struct Answer {
-    status: u16,
-    content_type: String,
-    body: Vec<u8>,
-}
-
-impl Answer {
-    fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not json ({e}): {}", String::from_utf8_lossy(&self.body)))
-    }
-    fn text(&self) -> String {
-        String::from_utf8(self.body.clone()).unwrap()
-    }
-    /// Asserts an RFC 9457 problem with this status and type slug.
-    fn problem(&self, status: u16, slug: &str) {
-        assert_eq!(self.status, status, "body: {}", String::from_utf8_lossy(&self.body));
-        assert_eq!(self.content_type, "application/problem+json");
-        let p = self.json();
-        assert_eq!(p["type"], format!("urn:dojang:problem:{slug}"));
-        assert_eq!(p["status"], status);
-        assert!(p["title"].as_str().is_some_and(|t| !t.is_empty()));
-        assert!(p["detail"].as_str().is_some_and(|t| !t.is_empty()));
-    }
-}
-
-async fn call(method: &str, url: String, content_type: Option<&str>, accept: Option<&str>, body: Vec<u8>) -> Answer {
-    let method = method.to_owned();
-    let ct = content_type.map(str::to_owned);
-    let acc = accept.map(str::to_owned);
-    tokio::task::spawn_blocking(move || {
-        let mut req = ureq::request(&method, &url);
-        if let Some(c) = ct {
-            req = req.set("Content-Type", &c);
-        }
-        if let Some(a) = acc {
-            req = req.set("Accept", &a);
-        }
-        let resp = match if body.is_empty() && method == "GET" { req.call() } else { req.send_bytes(&body) } {
-            Ok(r) => r,
-            Err(ureq::Error::Status(_, r)) => r,
-            Err(e) => panic!("transport error: {e}"),
-        };
-        let status = resp.status();
-        let content_type = resp.header("Content-Type").unwrap_or("").to_owned();
-        let mut body = Vec::new();
-        std::io::Read::read_to_end(&mut resp.into_reader(), &mut body).unwrap();
-        Answer { status, content_type, body }
-    })
-    .await
-    .unwrap()
-}
+use support::{Answer, call};
 
 async fn get(env: &Env, path: &str) -> Answer {
     call("GET", format!("{}{path}", env.node.url()), None, None, vec![]).await

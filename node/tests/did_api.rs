@@ -6,6 +6,8 @@
 //! right status and resolution-result shape.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
+mod support;
+
 use std::sync::Arc;
 
 use base64::Engine as _;
@@ -28,8 +30,6 @@ use serde_json::{Value, json};
 /// The node clock; every entry is stamped within the ±10 min admission window around it.
 const NOW: u64 = 1_780_000_000_000;
 const MINUTE: u64 = 60_000;
-
-const RESULT_TYPE: &str = "application/did-resolution";
 
 struct Env {
     _dir: tempfile::TempDir,
@@ -112,82 +112,7 @@ fn create_op(salt: &str) -> CreateOp {
     }
 }
 
-struct Answer {
-    status: u16,
-    content_type: String,
-    body: Vec<u8>,
-}
-
-impl Answer {
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not json ({e}): {}", String::from_utf8_lossy(&self.body)))
-    }
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-    /// Asserts an RFC 9457 problem with this status and type slug; returns its detail.
-    fn problem(&self, status: u16, slug: &str) -> String {
-        assert_eq!(self.status, status, "body: {}", self.text());
-        assert_eq!(self.content_type, "application/problem+json");
-        let p = self.json();
-        assert_eq!(p["type"], format!("urn:dojang:problem:{slug}"));
-        assert_eq!(p["status"], status);
-        assert!(p["title"].as_str().is_some_and(|t| !t.is_empty()));
-        p["detail"].as_str().unwrap().to_owned()
-    }
-    /// Asserts a successful (or deactivated) resolution result with this status and returns
-    /// (didDocument, didDocumentMetadata, didResolutionMetadata).
-    fn result(&self, status: u16) -> (Value, Value, Value) {
-        assert_eq!(self.status, status, "body: {}", self.text());
-        assert_eq!(self.content_type, RESULT_TYPE);
-        let r = self.json();
-        assert_eq!(r.as_object().unwrap().len(), 3, "{r}");
-        let rm = r["didResolutionMetadata"].clone();
-        assert_eq!(rm["contentType"], "application/did");
-        assert!(rm.get("error").is_none(), "{rm}");
-        (r["didDocument"].clone(), r["didDocumentMetadata"].clone(), rm)
-    }
-    /// Asserts a resolution error: the status, the resolution-result content type, a null
-    /// document, empty document metadata and an RFC 9457 error of the W3C type `name`.
-    fn resolution_error(&self, status: u16, name: &str) {
-        assert_eq!(self.status, status, "body: {}", self.text());
-        assert_eq!(self.content_type, RESULT_TYPE);
-        let r = self.json();
-        assert_eq!(r["didDocument"], Value::Null);
-        assert_eq!(r["didDocumentMetadata"], json!({}));
-        let e = &r["didResolutionMetadata"]["error"];
-        assert_eq!(e["type"], format!("https://www.w3.org/ns/did#{name}"), "{r}");
-        assert_eq!(e["status"], status);
-        assert!(e["detail"].as_str().is_some_and(|d| !d.is_empty()), "{r}");
-    }
-}
-
-async fn call(method: &str, url: String, content_type: Option<&str>, accept: Option<&str>, body: Vec<u8>) -> Answer {
-    let method = method.to_owned();
-    let ct = content_type.map(str::to_owned);
-    let acc = accept.map(str::to_owned);
-    tokio::task::spawn_blocking(move || {
-        let mut req = ureq::request(&method, &url);
-        if let Some(c) = ct {
-            req = req.set("Content-Type", &c);
-        }
-        if let Some(a) = acc {
-            req = req.set("Accept", &a);
-        }
-        let resp = match if body.is_empty() && method == "GET" { req.call() } else { req.send_bytes(&body) } {
-            Ok(r) => r,
-            Err(ureq::Error::Status(_, r)) => r,
-            Err(e) => panic!("transport error: {e}"),
-        };
-        let status = resp.status();
-        let content_type = resp.header("Content-Type").unwrap_or("").to_owned();
-        let mut body = Vec::new();
-        std::io::Read::read_to_end(&mut resp.into_reader(), &mut body).unwrap();
-        Answer { status, content_type, body }
-    })
-    .await
-    .unwrap()
-}
+use support::{Answer, call};
 
 async fn get(env: &Env, path: &str) -> Answer {
     call("GET", format!("{}{path}", env.node.url()), None, None, vec![]).await

@@ -11,6 +11,8 @@
 //! registry and proof are read at one checkpoint).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
+mod support;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -221,60 +223,10 @@ impl Doc {
     }
 }
 
-struct Answer {
-    status: u16,
-    content_type: String,
-    body: Vec<u8>,
-}
-
-impl Answer {
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not json ({e}): {}", String::from_utf8_lossy(&self.body)))
-    }
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-    /// Asserts an RFC 9457 problem with this status and type slug; returns its detail.
-    fn problem(&self, status: u16, slug: &str) -> String {
-        assert_eq!(self.status, status, "body: {}", self.text());
-        self.problem_slug(slug)
-    }
-    /// Asserts a 4xx RFC 9457 problem with this slug, whatever the 4xx; returns its detail.
-    /// For refusals whose status is argued in the report (400 or 403); the slug is stable.
-    fn problem_4xx(&self, slug: &str) -> String {
-        assert!((400..500).contains(&self.status), "status {}, body: {}", self.status, self.text());
-        self.problem_slug(slug)
-    }
-    fn problem_slug(&self, slug: &str) -> String {
-        assert_eq!(self.content_type, "application/problem+json", "body: {}", self.text());
-        let p = self.json();
-        assert_eq!(p["type"], format!("urn:dojang:problem:{slug}"), "{p}");
-        assert_eq!(p["status"], self.status);
-        assert!(p["title"].as_str().is_some_and(|t| !t.is_empty()));
-        p["detail"].as_str().unwrap().to_owned()
-    }
-}
+use support::Answer;
 
 async fn call(method: &str, url: String, content_type: Option<String>, body: Vec<u8>) -> Answer {
-    let method = method.to_owned();
-    tokio::task::spawn_blocking(move || {
-        let mut req = ureq::request(&method, &url);
-        if let Some(c) = content_type {
-            req = req.set("Content-Type", &c);
-        }
-        let resp = match if body.is_empty() && method == "GET" { req.call() } else { req.send_bytes(&body) } {
-            Ok(r) => r,
-            Err(ureq::Error::Status(_, r)) => r,
-            Err(e) => panic!("transport error: {e}"),
-        };
-        let status = resp.status();
-        let content_type = resp.header("Content-Type").unwrap_or("").to_owned();
-        let mut body = Vec::new();
-        std::io::Read::read_to_end(&mut resp.into_reader(), &mut body).unwrap();
-        Answer { status, content_type, body }
-    })
-    .await
-    .unwrap()
+    support::call(method, url, content_type.as_deref(), None, body).await
 }
 
 async fn get(env: &Env, path: &str) -> Answer {
