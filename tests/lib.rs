@@ -39,7 +39,20 @@ impl Chain {
         let vkey = SigningKey::from_bytes(&[1; 32]);
         let writers: Vec<SigningKey> = (0..writers).map(|i| SigningKey::from_bytes(&[10 + i; 32])).collect();
         let verifying: Vec<_> = writers.iter().map(SigningKey::verifying_key).collect();
-        let genesis = Genesis::new("crashtest", 0, vec![Validator::with_keys("v0", "Validator 0", &vkey.verifying_key(), &verifying, "")]);
+        let mut genesis =
+            Genesis::new("crashtest", 0, vec![Validator::with_keys("v0", "Validator 0", &vkey.verifying_key(), &verifying, "")]);
+        // The validator's agency issues "certificate" documents with its writer keys.
+        genesis.trusted_issuers = genesis
+            .validators
+            .iter()
+            .map(|v| dojang_core::genesis::TrustedIssuer {
+                did: v.did.clone(),
+                name: v.name.clone(),
+                keys: v.writer_keys.clone(),
+                document_types: vec!["certificate".into()],
+                credential_types: vec![],
+            })
+            .collect();
         std::fs::write(dir.path().join("genesis.json"), genesis.to_json_pretty()).unwrap();
         KeyFile::from_signing_key(&vkey).write_new(&dir.path().join("v.key")).unwrap();
         let cfg = format!(
@@ -50,6 +63,20 @@ impl Chain {
         );
         std::fs::write(dir.path().join("node.toml"), cfg).unwrap();
         Chain { dir, genesis, writers }
+    }
+
+    /// The validator's key file (its consensus key), for approving registry changes.
+    pub fn validator_key_path(&self) -> PathBuf {
+        self.dir.path().join("v.key")
+    }
+
+    /// Writes writer `w`'s key file and returns its path.
+    pub fn writer_key_file(&self, w: usize) -> PathBuf {
+        let p = self.dir.path().join(format!("writer-{w}.key"));
+        if !p.exists() {
+            KeyFile::from_signing_key(&self.writers[w]).write_new(&p).unwrap();
+        }
+        p
     }
 
     pub fn genesis_path(&self) -> PathBuf {

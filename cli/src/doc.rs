@@ -132,6 +132,19 @@ fn node_genesis(node: &str, genesis: Option<&Path>) -> anyhow::Result<Genesis> {
     }
 }
 
+/// The registry as of the node's checkpoint at `size` (latest when None), proven: the
+/// change entries are checked against a quorum checkpoint and replayed from genesis here.
+fn proven_registry(node: &str, genesis: &Genesis, size: Option<u64>) -> anyhow::Result<dojang_core::registry::Registry> {
+    let path = size.map(|s| format!("/v1/registry?size={s}")).unwrap_or_else(|| "/v1/registry".into());
+    let answer: Value = serde_json::from_str(&client::get_text(node, &path)?).context("the node's registry is not json")?;
+    let proofs: Vec<dojang_core::did_proof::EntryProof> =
+        serde_json::from_value(answer.get("changes").cloned().unwrap_or_default()).context("the registry answer has no change proofs")?;
+    let cp_text = answer.get("checkpoint").and_then(Value::as_str).context("the registry answer has no checkpoint")?;
+    let (_, entries) = dojang_core::bundle::verify_entries(genesis, cp_text, &proofs)?;
+    let changes = entries.iter().map(|(i, e)| Ok((*i, RegistryChange::from_entry(e)?))).collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(dojang_core::registry::replay(genesis, &changes)?)
+}
+
 fn submit(node: &str, genesis: &Genesis, key: &SigningKey, kind: Kind, payload: Vec<u8>) -> anyhow::Result<Value> {
     let now = crate::devnet::now_ms();
     let micros = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0);
@@ -166,18 +179,9 @@ pub fn run_doc(cmd: DocCmd, json: bool) -> anyhow::Result<()> {
             };
             issuance.validate()?;
             // The issuer DID for the receipt: the registry record that holds this key.
-            let reg: Value = serde_json::from_str(&client::get_text(&node, "/v1/registry")?).context("the node's registry is not json")?;
-            let issuer = reg
-                .get("issuers")
-                .and_then(Value::as_array)
-                .and_then(|a| {
-                    a.iter().find(|i| {
-                        i.pointer("/issuer/keys")
-                            .and_then(Value::as_array)
-                            .is_some_and(|k| k.iter().any(|k| k.as_str() == Some(kf.key_id.as_str())))
-                    })
-                })
-                .and_then(|i| i.pointer("/issuer/did").and_then(Value::as_str).map(str::to_owned))
+            let issuer = proven_registry(&node, &g, None)?
+                .issuer_by_key(&kf.key_id)
+                .map(|r| r.issuer.did.clone())
                 .with_context(|| format!("key {} belongs to no trusted issuer", kf.key_id))?;
             let r = submit(&node, &g, &sk, Kind::DocumentIssuance, issuance.encode())?;
             let rec = Receipt::new(&salt, &bytes, &doc_type, &issuer);
@@ -277,15 +281,7 @@ pub fn run_registry(cmd: RegistryCmd, json: bool) -> anyhow::Result<()> {
     match cmd {
         RegistryCmd::Show { node, size, genesis } => {
             let g = node_genesis(&node, genesis.as_deref())?;
-            let path = size.map(|s| format!("/v1/registry?size={s}")).unwrap_or_else(|| "/v1/registry".into());
-            let answer: Value = serde_json::from_str(&client::get_text(&node, &path)?).context("the node's registry is not json")?;
-            let proofs: Vec<dojang_core::did_proof::EntryProof> =
-                serde_json::from_value(answer.get("changes").cloned().unwrap_or_default())
-                    .context("the registry answer has no change proofs")?;
-            let cp_text = answer.get("checkpoint").and_then(Value::as_str).context("the registry answer has no checkpoint")?;
-            let (_, entries) = dojang_core::bundle::verify_entries(&g, cp_text, &proofs)?;
-            let changes = entries.iter().map(|(i, e)| Ok((*i, RegistryChange::from_entry(e)?))).collect::<anyhow::Result<Vec<_>>>()?;
-            let registry = dojang_core::registry::replay(&g, &changes)?;
+            let registry = proven_registry(&node, &g, size)?;
             let issuers: Vec<Value> = registry
                 .issuers()
                 .map(|i| {
@@ -309,9 +305,7 @@ pub fn run_registry(cmd: RegistryCmd, json: bool) -> anyhow::Result<()> {
         }
         RegistryCmd::Propose { node, action, out } => {
             let action: RegistryAction = serde_json::from_str(&action).context("--action is not a registry action")?;
-            let answer: Value =
-                serde_json::from_str(&client::get_text(&node, "/v1/registry")?).context("the node's registry is not json")?;
-            let version = answer.get("version").and_then(Value::as_u64).context("the node's registry has no version")? + 1;
+            let version = proven_registry(&node, &node_genesis(&node, None)?, None)?.version() + 1;
             let change = RegistryChange::new(version, action);
             change.validate()?;
             std::fs::write(&out, change.encode()).with_context(|| format!("cannot write {}", out.display()))?;

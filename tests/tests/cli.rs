@@ -202,3 +202,82 @@ fn did_lifecycle_and_offline_verification() {
     std::fs::write(&answer, t.to_string()).unwrap();
     fails_with(&["did", "verify-resolution", "--genesis", g, "--file", a], "didDocument differs");
 }
+
+#[test]
+fn documents_and_registry_through_the_cli() {
+    let chain = Chain::new(1);
+    let d = chain.start();
+    let tmp = tempfile::tempdir().unwrap();
+    let g = chain.genesis_path();
+    let g = g.to_str().unwrap();
+    let writer = chain.writer_key_file(0);
+    let w = writer.to_str().unwrap();
+    let file = tmp.path().join("cert.txt");
+    std::fs::write(&file, b"certificate of residence (test)").unwrap();
+    let f = file.to_str().unwrap();
+    let receipt = tmp.path().join("cert.receipt.json");
+    let r = receipt.to_str().unwrap();
+    ok_json(&[
+        "--json",
+        "doc",
+        "issue",
+        "--node",
+        &d.url,
+        "--key",
+        w,
+        "--type",
+        "certificate",
+        "--file",
+        f,
+        "--receipt",
+        r,
+        "--valid-days",
+        "30",
+    ]);
+    // A type the issuer is not listed for is refused by the node.
+    fails_with(&["doc", "issue", "--node", &d.url, "--key", w, "--type", "passport", "--file", f], "not");
+    let proof = tmp.path().join("proof.json");
+    let p = proof.to_str().unwrap();
+    let v = ok_json(&["--json", "doc", "verify", "--node", &d.url, "--file", f, "--receipt", r, "--save", p]);
+    assert_eq!((v["verdict"].as_str(), v["proven"].as_bool()), (Some("genuine"), Some(true)));
+    // Offline, with only the genesis file and the saved proof.
+    let v = ok_json(&["--json", "doc", "verify", "--offline", "--genesis", g, "--proof", p, "--file", f, "--receipt", r]);
+    assert_eq!(v["verdict"], "genuine");
+    // One flipped byte: unknown.
+    let forged = tmp.path().join("forged.txt");
+    std::fs::write(&forged, b"certificate of residence (tesT)").unwrap();
+    let v = ok_json(&["--json", "doc", "verify", "--node", &d.url, "--file", forged.to_str().unwrap(), "--receipt", r]);
+    assert_eq!(v["verdict"], "unknown");
+    ok_json(&["--json", "doc", "revoke", "--node", &d.url, "--key", w, "--receipt", r]);
+    let v = ok_json(&["--json", "doc", "verify", "--node", &d.url, "--file", f, "--receipt", r]);
+    assert_eq!(v["verdict"], "revoked");
+    // Registry: propose, approve with the validator's key, submit; then show, proven.
+    let change = tmp.path().join("change.json");
+    let c = change.to_str().unwrap();
+    let stranger = tmp.path().join("s.key");
+    ok_json(&["--json", "key", "new", "--out", stranger.to_str().unwrap()]);
+    let sdid = serde_json::from_slice::<serde_json::Value>(&dojang(&["--json", "key", "show", stranger.to_str().unwrap()]).stdout).unwrap();
+    let action = serde_json::json!({"type": "add-issuer", "issuer": {"did": "did:web:new.example.kr", "name": "New Office", "keys": [sdid["key_id"]], "documentTypes": ["permit"]}});
+    ok_json(&["--json", "registry", "propose", "--node", &d.url, "--action", &action.to_string(), "--out", c]);
+    // Without approvals the node refuses it.
+    fails_with(&["registry", "submit", "--node", &d.url, "--change", c, "--key", stranger.to_str().unwrap()], "quorum");
+    ok_json(&[
+        "--json",
+        "registry",
+        "approve",
+        "--change",
+        c,
+        "--key",
+        chain.validator_key_path().to_str().unwrap(),
+        "--id",
+        "v0",
+        "--genesis",
+        g,
+    ]);
+    ok_json(&["--json", "registry", "submit", "--node", &d.url, "--change", c, "--key", stranger.to_str().unwrap()]);
+    // Replaying the approved change is refused.
+    fails_with(&["registry", "submit", "--node", &d.url, "--change", c, "--key", stranger.to_str().unwrap()], "version");
+    let reg = ok_json(&["--json", "registry", "show", "--node", &d.url]);
+    assert_eq!((reg["version"].as_u64(), reg["proven"].as_bool()), (Some(1), Some(true)));
+    assert!(reg["issuers"].as_array().unwrap().iter().any(|i| i["did"] == "did:web:new.example.kr"));
+}
