@@ -85,10 +85,15 @@ impl Chain {
 
     /// A signed access event by writer `w`.
     pub fn entry(&self, w: usize, nonce: u64, payload: &[u8]) -> Vec<u8> {
+        self.signed(w, Kind::AccessEvent, nonce, payload)
+    }
+
+    /// An entry of `kind` by writer `w` (writers are also the agency's document issuer keys).
+    pub fn signed(&self, w: usize, kind: Kind, nonce: u64, payload: &[u8]) -> Vec<u8> {
         let key = &self.writers[w];
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
         UnsignedEntry {
-            kind: Kind::AccessEvent,
+            kind,
             author: DidKey::from_verifying_key(&key.verifying_key()).key_id(),
             nonce,
             timestamp_ms: now,

@@ -1,7 +1,9 @@
 //! Crash safety of the single-node write path (`specs/ledger.md` §8.2): `kill -9` the
-//! daemon while several clients are mid-submission, restart it, and check that every
-//! acknowledged entry is there with the same bytes, that the new checkpoint is
-//! consistent with every checkpoint observed before the crash, and that writing resumes.
+//! daemon while several clients are mid-submission (access events, and document issuances
+//! whose state lives in its own tables), restart it, and check that every acknowledged
+//! entry is there with the same bytes, that every acknowledged document verifies, that
+//! the new checkpoint is consistent with every checkpoint observed before the crash, and
+//! that writing resumes.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
 use std::collections::BTreeMap;
@@ -11,14 +13,27 @@ use std::time::{Duration, Instant};
 
 use dojang_core::bundle::ConsistencyBundle;
 use dojang_core::checkpoint::SignedCheckpoint;
+use dojang_core::documents;
+use dojang_core::entry::Kind;
 use dojang_tests::Chain;
+
+fn blake3_salt(n: u64) -> blake3::Hash {
+    blake3::hash(&n.to_le_bytes())
+}
+
+fn doc_bytes(n: u64) -> Vec<u8> {
+    format!("crash-test certificate {n}").into_bytes()
+}
 
 const CLIENTS: usize = 4;
 const BATCH: u64 = 50;
 
 #[test]
 fn kill_9_mid_batch_loses_no_acknowledged_entry() {
-    let chain = Arc::new(Chain::new(CLIENTS as u8));
+    // One more writer: it issues documents while the others write access events.
+    let chain = Arc::new(Chain::new(CLIENTS as u8 + 1));
+    let docs: Arc<Mutex<Vec<u64>>> = Arc::new(Mutex::new(Vec::new()));
+    let doc_nonce = Arc::new(AtomicU64::new(1));
     // Acknowledged entries: leaf index -> exact bytes. Per-client next nonce survives rounds.
     let acked: Arc<Mutex<BTreeMap<u64, Vec<u8>>>> = Arc::new(Mutex::new(BTreeMap::new()));
     let nonces: Arc<Vec<AtomicU64>> = Arc::new((0..CLIENTS).map(|_| AtomicU64::new(1)).collect());
@@ -48,6 +63,38 @@ fn kill_9_mid_batch_loses_no_acknowledged_entry() {
                             }
                         }
                         Err(_) => return, // the daemon is gone
+                    }
+                }
+            }));
+        }
+        {
+            let (chain, daemon, docs, doc_nonce, stop) = (chain.clone(), daemon.clone(), docs.clone(), doc_nonce.clone(), stop.clone());
+            handles.push(std::thread::spawn(move || {
+                while !stop.load(Ordering::SeqCst) {
+                    let first = doc_nonce.fetch_add(20, Ordering::SeqCst);
+                    let salts: Vec<[u8; 32]> = (first..first + 20).map(|n| *blake3_salt(n).as_bytes()).collect();
+                    let batch: Vec<Vec<u8>> = salts
+                        .iter()
+                        .zip(first..)
+                        .map(|(salt, n)| {
+                            let issuance = documents::Issuance {
+                                document_type: "certificate".into(),
+                                commitment: documents::commitment(salt, &doc_bytes(n)),
+                                valid_from: 0,
+                                valid_until: None,
+                                holder: None,
+                            };
+                            chain.signed(CLIENTS, Kind::DocumentIssuance, n, &issuance.encode())
+                        })
+                        .collect();
+                    match daemon.post_batch(&batch) {
+                        Ok(results) => {
+                            for (r, n) in results.iter().zip(first..) {
+                                assert!(r["index"].is_u64(), "issuance refused: {r}");
+                                docs.lock().unwrap().push(n);
+                            }
+                        }
+                        Err(_) => return,
                     }
                 }
             }));
@@ -89,6 +136,19 @@ fn kill_9_mid_batch_loses_no_acknowledged_entry() {
                 serde_json::from_str(&daemon.get_text(&format!("/v1/proofs/consistency?from={from}&to={}", v.checkpoint.size))).unwrap();
             assert_eq!(b.old_checkpoint, old.to_text(), "round {round}: checkpoint at size {from} changed");
             b.verify(&chain.genesis).unwrap_or_else(|e| panic!("round {round}: size {from} -> {}: {e}", v.checkpoint.size));
+        }
+        // Every acknowledged document verifies, with its proof, as genuine.
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+        let acked_docs = docs.lock().unwrap().clone();
+        assert!(!acked_docs.is_empty(), "round {round}: no document was acknowledged");
+        for &n in &acked_docs {
+            let salt = *blake3_salt(n).as_bytes();
+            let c = documents::commitment(&salt, &doc_bytes(n));
+            let answer: serde_json::Value = serde_json::from_str(&daemon.get_text(&format!("/v1/documents/{c}"))).unwrap();
+            assert_eq!(answer["verdict"], "genuine", "round {round}: document {n} after restart: {answer}");
+            let proof: documents::DocumentProof = serde_json::from_value(answer["proof"].clone()).unwrap();
+            let v = documents::verify_document(&chain.genesis, &doc_bytes(n), &salt, &proof, now).unwrap();
+            assert_eq!(v.verdict, documents::Verdict::Genuine);
         }
         // Writing resumes with fresh nonces.
         let n = nonces[0].fetch_add(1, Ordering::SeqCst);
