@@ -14,8 +14,6 @@ use dojang_core::did_key::DidKey;
 use dojang_core::entry::{Kind, UnsignedEntry};
 use dojang_core::genesis::{Genesis, Validator};
 use dojang_node::clock::ManualClock;
-use dojang_node::config::{NodeConfig, StorageKind};
-use dojang_node::keyfile::KeyFile;
 use dojang_node::node::RunningNode;
 use ed25519_dalek::SigningKey;
 
@@ -34,20 +32,7 @@ async fn start(max_request_bytes: usize) -> Env {
     let writer = SigningKey::from_bytes(&[2; 32]);
     let genesis =
         Genesis::new("apitest", 0, vec![Validator::with_keys("v0", "Validator 0", &vkey.verifying_key(), &[writer.verifying_key()], "")]);
-    std::fs::write(dir.path().join("genesis.json"), genesis.to_json_pretty()).unwrap();
-    KeyFile::from_signing_key(&vkey).write_new(&dir.path().join("v.key")).unwrap();
-    let cfg = NodeConfig {
-        data_dir: dir.path().join("data"),
-        genesis: dir.path().join("genesis.json"),
-        validator_key: dir.path().join("v.key"),
-        validator_id: "v0".into(),
-        listen: "127.0.0.1:0".parse().unwrap(),
-        max_batch: 1000,
-        queue_bytes: 1 << 20,
-        max_request_bytes,
-        storage: StorageKind::Memory,
-    };
-    let node = dojang_node::node::start(&cfg, Arc::new(ManualClock::new(NOW))).await.unwrap();
+    let node = support::start_node(dir.path(), &genesis, &vkey, max_request_bytes, Arc::new(ManualClock::new(NOW))).await;
     Env { _dir: dir, node, genesis, writer }
 }
 

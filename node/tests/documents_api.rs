@@ -30,8 +30,6 @@ use dojang_core::genesis::{Genesis, TrustedIssuer, Validator};
 use dojang_core::hash::Hash;
 use dojang_core::registry::{self, Approval, RegistryAction, RegistryChange};
 use dojang_node::clock::ManualClock;
-use dojang_node::config::{NodeConfig, StorageKind};
-use dojang_node::keyfile::KeyFile;
 use dojang_node::node::RunningNode;
 use ed25519_dalek::SigningKey;
 use serde_json::{Value, json};
@@ -110,21 +108,8 @@ async fn start() -> Env {
 
 async fn start_with(genesis: Genesis) -> Env {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("genesis.json"), genesis.to_json_pretty()).unwrap();
-    KeyFile::from_signing_key(&key(VALIDATOR)).write_new(&dir.path().join("v.key")).unwrap();
-    let cfg = NodeConfig {
-        data_dir: dir.path().join("data"),
-        genesis: dir.path().join("genesis.json"),
-        validator_key: dir.path().join("v.key"),
-        validator_id: "v0".into(),
-        listen: "127.0.0.1:0".parse().unwrap(),
-        max_batch: 1000,
-        queue_bytes: 1 << 20,
-        max_request_bytes: 1 << 20,
-        storage: StorageKind::Memory,
-    };
     let clock = Arc::new(ManualClock::new(T0));
-    let node = dojang_node::node::start(&cfg, clock.clone()).await.unwrap();
+    let node = support::start_node(dir.path(), &genesis, &key(VALIDATOR), 1 << 20, clock.clone()).await;
     Env { _dir: dir, node, genesis, clock, nonce: AtomicU64::new(1) }
 }
 

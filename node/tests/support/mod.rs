@@ -3,7 +3,41 @@
 //! resolution results. Each test file compiles it (`mod support;`), using part of it.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
+use std::path::Path;
+use std::sync::Arc;
+
+use dojang_core::genesis::Genesis;
+use dojang_node::clock::ManualClock;
+use dojang_node::config::{NodeConfig, StorageKind};
+use dojang_node::keyfile::KeyFile;
+use dojang_node::node::RunningNode;
+use ed25519_dalek::SigningKey;
 use serde_json::{Value, json};
+
+/// Starts an in-process node on memory storage in `dir`: writes `genesis` and the key of
+/// its validator "v0", listens on a free loopback port, reads time from `clock`.
+pub async fn start_node(
+    dir: &Path,
+    genesis: &Genesis,
+    validator: &SigningKey,
+    max_request_bytes: usize,
+    clock: Arc<ManualClock>,
+) -> RunningNode {
+    std::fs::write(dir.join("genesis.json"), genesis.to_json_pretty()).unwrap();
+    KeyFile::from_signing_key(validator).write_new(&dir.join("v.key")).unwrap();
+    let cfg = NodeConfig {
+        data_dir: dir.join("data"),
+        genesis: dir.join("genesis.json"),
+        validator_key: dir.join("v.key"),
+        validator_id: "v0".into(),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        max_batch: 1000,
+        queue_bytes: 1 << 20,
+        max_request_bytes,
+        storage: StorageKind::Memory,
+    };
+    dojang_node::node::start(&cfg, clock).await.unwrap()
+}
 
 /// The resolution-result media type of the W3C DID Resolution HTTP binding.
 pub const RESULT_TYPE: &str = "application/did-resolution";
