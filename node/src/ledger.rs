@@ -13,7 +13,7 @@ use dojang_core::bundle::{ConsistencyBundle, InclusionBundle};
 use dojang_core::checkpoint::{Checkpoint, SignedCheckpoint};
 use dojang_core::did_dojang::{self, DidError, DidOperation, DidState, OpRecord, Resolved, VersionSelector};
 use dojang_core::did_proof::{DidProof, EntryProof};
-use dojang_core::documents::{self, DocumentProof, DocumentRecord, Issuance, StatusChange};
+use dojang_core::documents::{self, DocumentProof, DocumentRecord};
 use dojang_core::entry::{Entry, Kind};
 use dojang_core::hash::Hash;
 use dojang_core::merkle::{Blake3Hasher, Frontier, ProofError};
@@ -283,7 +283,7 @@ impl Ledger {
         c: &Candidate,
         index: u64,
     ) -> Result<Result<(), AdmissionError>, LedgerError> {
-        let op = match DidOperation::decode(&c.entry.payload) {
+        let op = match c.did_operation() {
             Ok(op) => op,
             Err(e) => return Ok(Err(e.into())),
         };
@@ -308,7 +308,7 @@ impl Ledger {
     /// Step 5 for a registry change (`specs/documents.md` §2): version, action and quorum
     /// of approvals, against the registry as this batch left it.
     fn apply_registry_change(&self, staged: &mut BatchState, c: &Candidate, index: u64) -> Result<(), AdmissionError> {
-        let change = RegistryChange::decode(&c.entry.payload)?;
+        let change = c.registry_change()?;
         let mut r = staged.registry.clone().unwrap_or_else(|| (*self.registry()).clone());
         r.apply(&change, &self.rules.genesis, index)?;
         staged.registry = Some(r);
@@ -322,7 +322,7 @@ impl Ledger {
         let reg: &Registry = staged.registry.as_ref().unwrap_or(&current);
         let genesis = &self.rules.genesis;
         if c.entry.kind == Kind::DocumentIssuance {
-            let issuance = match Issuance::decode(&c.entry.payload) {
+            let issuance = match c.issuance() {
                 Ok(i) => i,
                 Err(e) => return Ok(Err(e.into())),
             };
@@ -341,7 +341,7 @@ impl Ledger {
                 Err(e) => Ok(Err(e.into())),
             }
         } else {
-            let change = match StatusChange::decode(&c.entry.payload) {
+            let change = match c.status_change() {
                 Ok(ch) => ch,
                 Err(e) => return Ok(Err(e.into())),
             };

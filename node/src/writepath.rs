@@ -70,9 +70,10 @@ impl WritePath {
         let (cands, verdicts) = tokio::task::spawn_blocking(move || this.verify(cands)).await.map_err(|_| SequencerError::Stopped)?;
         let mut pass = Vec::with_capacity(cands.len());
         let mut pass_pos = Vec::with_capacity(cands.len());
-        for ((c, v), i) in cands.into_iter().zip(verdicts).zip(positions) {
+        for ((mut c, v), i) in cands.into_iter().zip(verdicts).zip(positions) {
             match v.and_then(|()| self.rules.authorize(&c.entry)) {
-                Ok(()) => {
+                Ok(payload) => {
+                    c.payload = payload;
                     pass.push(c);
                     pass_pos.push(i);
                 }

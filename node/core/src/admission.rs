@@ -22,6 +22,51 @@ pub struct Candidate {
     pub encoded: Vec<u8>,
     pub leaf_hash: Hash,
     pub key: VerifyingKey,
+    /// The payload as [`Rules::authorize`] decoded it, so applying the entry does not
+    /// decode it again (`Opaque` until then, and for kinds whose payload is not parsed).
+    pub payload: Payload,
+}
+
+/// A decoded payload of the kinds whose payload the ledger interprets.
+#[derive(Debug, Clone, Default)]
+pub enum Payload {
+    #[default]
+    Opaque,
+    Did(crate::did_dojang::DidOperation),
+    Registry(crate::registry::RegistryChange),
+    Issuance(crate::documents::Issuance),
+    Status(crate::documents::StatusChange),
+}
+
+impl Candidate {
+    /// The DID operation, from the admission step's decoding when there was one.
+    pub fn did_operation(&self) -> Result<crate::did_dojang::DidOperation, crate::did_dojang::DidError> {
+        match &self.payload {
+            Payload::Did(op) => Ok(op.clone()),
+            _ => crate::did_dojang::DidOperation::decode(&self.entry.payload),
+        }
+    }
+
+    pub fn registry_change(&self) -> Result<crate::registry::RegistryChange, crate::registry::RegistryError> {
+        match &self.payload {
+            Payload::Registry(c) => Ok(c.clone()),
+            _ => crate::registry::RegistryChange::decode(&self.entry.payload),
+        }
+    }
+
+    pub fn issuance(&self) -> Result<crate::documents::Issuance, crate::documents::DocumentError> {
+        match &self.payload {
+            Payload::Issuance(i) => Ok(i.clone()),
+            _ => crate::documents::Issuance::decode(&self.entry.payload),
+        }
+    }
+
+    pub fn status_change(&self) -> Result<crate::documents::StatusChange, crate::documents::DocumentError> {
+        match &self.payload {
+            Payload::Status(c) => Ok(c.clone()),
+            _ => crate::documents::StatusChange::decode(&self.entry.payload),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -89,7 +134,7 @@ impl Rules {
         }
         let key = resolve(&entry.author)?;
         let leaf_hash = entry::leaf_hash(&bytes);
-        Ok(Candidate { entry, encoded: bytes, leaf_hash, key })
+        Ok(Candidate { entry, encoded: bytes, leaf_hash, key, payload: Payload::Opaque })
     }
 
     /// Step 2 (§6.2): verify many signatures at once. Batch verification is tried first;
@@ -120,29 +165,38 @@ impl Rules {
     /// Step 3 (§6.3): who may write what, as far as it can be told without ledger state.
     /// Access events and status-list updates need a writer key of a genesis agency; DID
     /// operations, registry changes and document entries carry their authority in ledger
-    /// state or in approvals, checked when the batch is applied.
-    pub fn authorize(&self, entry: &Entry) -> Result<(), AdmissionError> {
+    /// state or in approvals, checked when the batch is applied. Returns the decoded
+    /// payload for the apply step.
+    pub fn authorize(&self, entry: &Entry) -> Result<Payload, AdmissionError> {
         match entry.kind {
             // Self-certifying: the payload must be a well-formed operation; who may sign
             // it depends on the DID's state and is checked when the batch is applied.
             Kind::DidOperation => {
-                crate::did_dojang::DidOperation::decode(&entry.payload).and_then(|op| op.validate()).map_err(AdmissionError::from)
+                let op = crate::did_dojang::DidOperation::decode(&entry.payload)?;
+                op.validate()?;
+                Ok(Payload::Did(op))
             }
             // Authority comes from ledger state (the registry, the document's issuer, the
             // approvals inside a registry change) and is checked when the batch is applied
             // (§6.3); here the payload must at least be well formed.
             Kind::TrustRegistryChange => {
-                crate::registry::RegistryChange::decode(&entry.payload).and_then(|c| c.validate()).map_err(AdmissionError::from)
+                let c = crate::registry::RegistryChange::decode(&entry.payload)?;
+                c.validate()?;
+                Ok(Payload::Registry(c))
             }
             Kind::DocumentIssuance => {
-                crate::documents::Issuance::decode(&entry.payload).and_then(|i| i.validate()).map_err(AdmissionError::from)
+                let i = crate::documents::Issuance::decode(&entry.payload)?;
+                i.validate()?;
+                Ok(Payload::Issuance(i))
             }
             Kind::DocumentRevocation => {
-                crate::documents::StatusChange::decode(&entry.payload).and_then(|c| c.validate()).map_err(AdmissionError::from)
+                let c = crate::documents::StatusChange::decode(&entry.payload)?;
+                c.validate()?;
+                Ok(Payload::Status(c))
             }
             Kind::AccessEvent | Kind::StatusListUpdate => {
                 if self.genesis.agency_of_writer(&entry.author).is_some() {
-                    Ok(())
+                    Ok(Payload::Opaque)
                 } else {
                     Err(AdmissionError::Unauthorized { author: entry.author.clone(), kind: entry.kind.name() })
                 }
@@ -152,9 +206,9 @@ impl Rules {
 
     /// Steps 1-3 for one entry, using the plain did:key resolver.
     pub fn admit_one(&self, bytes: Vec<u8>, now_ms: u64) -> Result<Candidate, AdmissionError> {
-        let c = self.decode(bytes, now_ms, entry::author_key)?;
+        let mut c = self.decode(bytes, now_ms, entry::author_key)?;
         c.entry.verify(&self.genesis_hash, &c.encoded)?;
-        self.authorize(&c.entry)?;
+        c.payload = self.authorize(&c.entry)?;
         Ok(c)
     }
 }
