@@ -86,10 +86,11 @@ pub fn verify_entries(
             return Err(BundleError::Order(p.index));
         }
         last = Some(p.index);
-        let bytes = base64::engine::general_purpose::STANDARD.decode(&p.entry).map_err(|_| BundleError::EntryEncoding)?;
-        let entry = Entry::decode(&bytes)?;
-        entry.verify(&cp.checkpoint.genesis_hash, &bytes)?;
-        merkle::verify_inclusion::<Blake3Hasher>(&entry::leaf_hash(&bytes), p.index, cp.checkpoint.size, &p.proof, &cp.checkpoint.root)?;
+        let (entry, _) = p.open(&cp).map_err(|err| match err {
+            crate::did_proof::EntryProofError::Encoding => BundleError::EntryEncoding,
+            crate::did_proof::EntryProofError::Entry(e) => BundleError::Entry(e),
+            crate::did_proof::EntryProofError::Inclusion(e) => BundleError::Proof(e),
+        })?;
         out.push((p.index, entry));
     }
     Ok((cp, out))

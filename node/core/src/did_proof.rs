@@ -26,6 +26,32 @@ pub struct EntryProof {
     pub proof: Vec<Hash>,
 }
 
+/// Why one proven entry does not open.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EntryProofError {
+    /// The entry field is not base64.
+    Encoding,
+    /// The bytes are not a canonical entry, or its signature fails.
+    Entry(EntryError),
+    /// The audit path does not lead to the checkpoint's root.
+    Inclusion(VerifyError),
+}
+
+impl EntryProof {
+    /// Decodes the entry, checks its signature for the checkpoint's chain and its audit
+    /// path against the checkpoint's root; returns the entry and its leaf hash. Every
+    /// bundle that carries entries (DID, document, registry) opens them here.
+    pub fn open(&self, cp: &VerifiedCheckpoint) -> Result<(Entry, Hash), EntryProofError> {
+        let bytes = base64::engine::general_purpose::STANDARD.decode(&self.entry).map_err(|_| EntryProofError::Encoding)?;
+        let e = Entry::decode(&bytes).map_err(EntryProofError::Entry)?;
+        e.verify(&cp.checkpoint.genesis_hash, &bytes).map_err(EntryProofError::Entry)?;
+        let leaf = entry::leaf_hash(&bytes);
+        merkle::verify_inclusion::<Blake3Hasher>(&leaf, self.index, cp.checkpoint.size, &self.proof, &cp.checkpoint.root)
+            .map_err(EntryProofError::Inclusion)?;
+        Ok((e, leaf))
+    }
+}
+
 /// The proof carried in a did:dojang resolution result, under
 /// `didResolutionMetadata.dojangProof`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -110,8 +136,6 @@ impl DidProof {
             return Err(DidProofError::TooMany(self.entries.len()));
         }
         let cp = SignedCheckpoint::parse(&self.checkpoint)?.verify(genesis)?;
-        let root = cp.checkpoint.root;
-        let size = cp.checkpoint.size;
         let mut records = Vec::with_capacity(self.entries.len());
         let mut last: Option<u64> = None;
         for p in &self.entries {
@@ -119,12 +143,11 @@ impl DidProof {
                 return Err(DidProofError::Order(p.index));
             }
             last = Some(p.index);
-            let bytes = base64::engine::general_purpose::STANDARD.decode(&p.entry).map_err(|_| DidProofError::Encoding(p.index))?;
-            let e = Entry::decode(&bytes).map_err(|source| DidProofError::Entry { index: p.index, source })?;
-            e.verify(&cp.checkpoint.genesis_hash, &bytes).map_err(|source| DidProofError::Entry { index: p.index, source })?;
-            let leaf = entry::leaf_hash(&bytes);
-            merkle::verify_inclusion::<Blake3Hasher>(&leaf, p.index, size, &p.proof, &root)
-                .map_err(|source| DidProofError::Inclusion { index: p.index, source })?;
+            let (e, leaf) = p.open(&cp).map_err(|err| match err {
+                EntryProofError::Encoding => DidProofError::Encoding(p.index),
+                EntryProofError::Entry(source) => DidProofError::Entry { index: p.index, source },
+                EntryProofError::Inclusion(source) => DidProofError::Inclusion { index: p.index, source },
+            })?;
             if e.kind != Kind::DidOperation {
                 return Err(DidProofError::NotADidOperation { index: p.index, kind: e.kind.name() });
             }

@@ -25,10 +25,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::{CheckpointError, SignedCheckpoint, VerifiedCheckpoint};
 use crate::did_proof::EntryProof;
-use crate::entry::{self, Entry, EntryError, Kind};
+use crate::entry::{Entry, EntryError, Kind};
 use crate::genesis::{Genesis, MAX_SAFE_INTEGER, TrustedIssuer};
 use crate::hash::Hash;
-use crate::merkle::{self, Blake3Hasher, VerifyError};
+use crate::merkle::VerifyError;
 use crate::registry::{self, IssuerStatus, Registry, RegistryChange};
 
 /// BLAKE3 `derive_key` context of the document commitment (§3.1).
@@ -831,12 +831,11 @@ impl DocumentProofError {
 /// Decodes one proven entry: base64, canonical entry, signature for the checkpoint's
 /// genesis hash, inclusion at its index, expected kind. Returns the entry and leaf hash.
 fn open_entry(p: &EntryProof, cp: &VerifiedCheckpoint, kind: Kind) -> Result<(Entry, Hash), DocumentProofError> {
-    let bytes = base64::engine::general_purpose::STANDARD.decode(&p.entry).map_err(|_| DocumentProofError::Encoding(p.index))?;
-    let e = Entry::decode(&bytes).map_err(|source| DocumentProofError::Entry { index: p.index, source })?;
-    e.verify(&cp.checkpoint.genesis_hash, &bytes).map_err(|source| DocumentProofError::Entry { index: p.index, source })?;
-    let leaf = entry::leaf_hash(&bytes);
-    merkle::verify_inclusion::<Blake3Hasher>(&leaf, p.index, cp.checkpoint.size, &p.proof, &cp.checkpoint.root)
-        .map_err(|source| DocumentProofError::Inclusion { index: p.index, source })?;
+    let (e, leaf) = p.open(cp).map_err(|err| match err {
+        crate::did_proof::EntryProofError::Encoding => DocumentProofError::Encoding(p.index),
+        crate::did_proof::EntryProofError::Entry(source) => DocumentProofError::Entry { index: p.index, source },
+        crate::did_proof::EntryProofError::Inclusion(source) => DocumentProofError::Inclusion { index: p.index, source },
+    })?;
     if e.kind != kind {
         return Err(DocumentProofError::WrongKind { index: p.index, found: e.kind.name(), expected: kind.name() });
     }
@@ -1055,7 +1054,9 @@ mod tests {
     use super::*;
     use crate::checkpoint::Checkpoint;
     use crate::did_key::DidKey;
+    use crate::entry;
     use crate::entry::UnsignedEntry;
+    use crate::merkle::{self, Blake3Hasher};
     use crate::merkle::{Frontier, MemoryNodes, TreeHasher as _};
     use crate::testing::sample_genesis;
     use proptest::prelude::*;
