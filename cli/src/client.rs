@@ -40,6 +40,28 @@ pub fn get_text_any_status(node: &str, path: &str) -> anyhow::Result<String> {
     }
 }
 
+/// Microseconds since the Unix epoch: the default nonce, which increases between calls.
+pub fn micros_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0)
+}
+
+/// Signs an entry of `kind` by `key` for `genesis` (timestamp now, or `min_time_ms` if later;
+/// nonce from [`micros_now`]) and submits it; returns the receipt JSON.
+pub fn sign_and_post(
+    node: &str,
+    genesis: &dojang_core::genesis::Genesis,
+    key: &ed25519_dalek::SigningKey,
+    kind: dojang_core::entry::Kind,
+    payload: Vec<u8>,
+    min_time_ms: u64,
+) -> anyhow::Result<serde_json::Value> {
+    let now = crate::devnet::now_ms().max(min_time_ms);
+    let author = dojang_core::did_key::DidKey::from_verifying_key(&key.verifying_key()).key_id();
+    let e =
+        dojang_core::entry::UnsignedEntry { kind, author, nonce: micros_now(), timestamp_ms: now, payload }.sign(key, &genesis.hash())?;
+    post_entry(node, &e.encode()?)
+}
+
 /// Submits one encoded entry; returns the receipt JSON.
 pub fn post_entry(node: &str, bytes: &[u8]) -> anyhow::Result<serde_json::Value> {
     let resp = agent()

@@ -15,7 +15,7 @@ use dojang_core::did_dojang::{
 };
 use dojang_core::did_key::DidKey;
 use dojang_core::did_proof::DidProof;
-use dojang_core::entry::{self, Entry, Kind, UnsignedEntry};
+use dojang_core::entry::{self, Entry, Kind};
 use dojang_core::genesis::Genesis;
 use dojang_core::hash::Hash;
 use dojang_node::keyfile::KeyFile;
@@ -142,12 +142,7 @@ fn load_key(path: &std::path::Path) -> anyhow::Result<(DidKey, SigningKey)> {
 
 /// Signs `op` as an entry by `key` and submits it; returns the receipt.
 fn submit_op(conn: &Conn, genesis: &Genesis, key: &SigningKey, op: &DidOperation, min_time_ms: u64) -> anyhow::Result<Value> {
-    let now = crate::devnet::now_ms().max(min_time_ms);
-    let micros = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0);
-    let author = DidKey::from_verifying_key(&key.verifying_key()).key_id();
-    let e = UnsignedEntry { kind: Kind::DidOperation, author, nonce: micros, timestamp_ms: now, payload: op.encode() }
-        .sign(key, &genesis.hash())?;
-    client::post_entry(&conn.node, &e.encode()?)
+    client::sign_and_post(&conn.node, genesis, key, Kind::DidOperation, op.encode(), min_time_ms)
 }
 
 /// Fetches the DID's proven history from the node, verifies it and replays it.

@@ -8,9 +8,8 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
-use dojang_core::did_key::DidKey;
 use dojang_core::documents::{self, DocumentProof, Issuance, Receipt, StatusAction, StatusChange};
-use dojang_core::entry::{Kind, UnsignedEntry};
+use dojang_core::entry::Kind;
 use dojang_core::genesis::Genesis;
 use dojang_core::registry::{RegistryAction, RegistryChange};
 use dojang_node::keyfile::KeyFile;
@@ -146,11 +145,7 @@ fn proven_registry(node: &str, genesis: &Genesis, size: Option<u64>) -> anyhow::
 }
 
 fn submit(node: &str, genesis: &Genesis, key: &SigningKey, kind: Kind, payload: Vec<u8>) -> anyhow::Result<Value> {
-    let now = crate::devnet::now_ms();
-    let micros = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0);
-    let author = DidKey::from_verifying_key(&key.verifying_key()).key_id();
-    let e = UnsignedEntry { kind, author, nonce: micros, timestamp_ms: now, payload }.sign(key, &genesis.hash())?;
-    client::post_entry(node, &e.encode()?)
+    client::sign_and_post(node, genesis, key, kind, payload, 0)
 }
 
 fn read(path: &Path) -> anyhow::Result<Vec<u8>> {

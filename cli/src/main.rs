@@ -361,9 +361,9 @@ fn submit(args: SubmitArgs, json: bool) -> anyhow::Result<()> {
         None => Genesis::from_json(client::get_text(&args.node, "/v1/genesis")?.as_bytes()).context("the node's genesis is invalid")?,
     };
     let now = devnet::now_ms();
-    let micros = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0);
-    let entry = UnsignedEntry { kind, author: kf.key_id.clone(), nonce: args.nonce.unwrap_or(micros), timestamp_ms: now, payload }
-        .sign(&key, &genesis.hash())?;
+    let entry =
+        UnsignedEntry { kind, author: kf.key_id.clone(), nonce: args.nonce.unwrap_or_else(client::micros_now), timestamp_ms: now, payload }
+            .sign(&key, &genesis.hash())?;
     let bytes = entry.encode()?;
     let receipt = client::post_entry(&args.node, &bytes)?;
     emit(json, receipt.clone(), || {
