@@ -85,7 +85,7 @@ impl Chain {
 
     /// A signed access event by writer `w`.
     pub fn entry(&self, w: usize, nonce: u64, payload: &[u8]) -> Vec<u8> {
-        self.signed(w, Kind::AccessEvent, nonce, payload)
+        self.signed(w, Kind::AccessEvent, nonce, &dojang_core::access::AccessEvent::cover(payload).encode())
     }
 
     /// An entry of `kind` by writer `w` (writers are also the agency's document issuer keys).

@@ -24,9 +24,6 @@ pub struct LedgerBenchArgs {
     /// Signed entries pushed through the durable write path.
     #[arg(long, default_value_t = 200_000)]
     pub entries: u64,
-    /// Payload bytes per entry.
-    #[arg(long, default_value_t = 128)]
-    pub payload: usize,
     /// Tree sizes at which proof generation is timed (comma-separated).
     #[arg(long, value_delimiter = ',', default_value = "1000000,10000000")]
     pub proof_sizes: Vec<u64>,
@@ -156,7 +153,8 @@ fn write_path(args: &LedgerBenchArgs, dir: &std::path::Path) -> anyhow::Result<s
     let mut per_stream: Vec<Vec<Vec<u8>>> = vec![Vec::new(); streams];
     for i in 0..args.entries {
         let w = (i % writers.len() as u64) as usize;
-        let payload: Vec<u8> = (0..args.payload).map(|_| (rng.next() % 64) as u8 + b' ').collect();
+        // Access events, the highest-rate kind: a random tag and a padded sealed payload.
+        let payload = filler_event(&mut rng);
         let (Some(key), Some(author), Some(stream)) = (writers.get(w), authors.get(w), per_stream.get_mut(w % streams)) else { continue };
         stream.push(
             UnsignedEntry { kind: Kind::AccessEvent, author: author.clone(), nonce: i + 1, timestamp_ms: now, payload }
@@ -197,7 +195,6 @@ fn write_path(args: &LedgerBenchArgs, dir: &std::path::Path) -> anyhow::Result<s
     Ok(json!({
         "entries": args.entries,
         "committed": committed,
-        "payload_bytes": args.payload,
         "chunk": args.chunk,
         "client_streams": STREAMS,
         "seconds": elapsed.as_secs_f64(),
@@ -538,4 +535,255 @@ pub fn docs(args: DocsBenchArgs) -> anyhow::Result<()> {
     }
     crate::emit(true, report, String::new);
     Ok(())
+}
+
+#[derive(Debug, clap::Args)]
+pub struct AccessBenchArgs {
+    /// Access events pushed through the write path for the ingest rate (the first part of
+    /// the ledger that the history measurements then grow).
+    #[arg(long, default_value_t = 200_000)]
+    pub ingest: u64,
+    /// Total events at which a history is fetched and verified (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "1000000,10000000")]
+    pub totals: Vec<u64>,
+    /// Events in the measured citizen's history, spread over the whole ledger.
+    #[arg(long, default_value_t = 1000)]
+    pub history: u32,
+    /// Timed repetitions per total.
+    #[arg(long, default_value_t = 10)]
+    pub repeats: usize,
+    /// Write the JSON here as well as to stdout.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+/// Writer keys of the benchmark agency; the citizen's events are spread over all of them.
+const ACCESS_WRITERS: u8 = 4;
+
+/// A realistic access-event payload about nobody: a random tag and a random "ciphertext"
+/// of the padded size a real seal has (the node never decrypts, so it cannot tell).
+fn filler_event(rng: &mut Rng) -> Vec<u8> {
+    use dojang_core::access::{AccessEvent, Seal};
+    let mut bytes = |n: usize| (0..n).map(|_| rng.next() as u8).collect::<Vec<u8>>();
+    let tag: [u8; 32] = bytes(32).try_into().unwrap_or([0; 32]);
+    let enc: [u8; 32] = bytes(32).try_into().unwrap_or([0; 32]);
+    AccessEvent { tag, seal: Seal { enc, ct: bytes(dojang_core::access::PAD_BLOCK + 16) }, auditors: Vec::new() }.encode()
+}
+
+/// `dojang bench access`: the access-event ingest rate through the whole write path, then
+/// the time to return (HTTP) and verify a citizen's history of `history` events with its
+/// completeness proof at each total ledger size.
+pub fn access(args: AccessBenchArgs) -> anyhow::Result<()> {
+    use dojang_core::access::{AccessDetails, AgencyWriter, Purpose, SubjectKey};
+    use dojang_core::audit::{self, ChainGrant, GRANT_HEADER, HistoryBundle};
+    let tmp = tempfile::tempdir().context("cannot create a temporary folder")?;
+    let vkey = SigningKey::from_bytes(&[1; 32]);
+    let writers: Vec<SigningKey> = (0..ACCESS_WRITERS).map(|i| SigningKey::from_bytes(&[100 + i; 32])).collect();
+    let verifying: Vec<_> = writers.iter().map(SigningKey::verifying_key).collect();
+    let agency = DidKey::from_verifying_key(&vkey.verifying_key()).did();
+    let genesis = Genesis::new("bench", 0, vec![Validator::with_keys("bench", "Bench", &vkey.verifying_key(), &verifying, "")]);
+    let cfg = bench_config(tmp.path(), &genesis, &vkey)?;
+    let gh = genesis.hash();
+    let authors: Vec<String> = writers.iter().map(|w| DidKey::from_verifying_key(&w.verifying_key()).key_id()).collect();
+    let citizen = SigningKey::from_bytes(&[7; 32]);
+    let citizen_did = DidKey::from_verifying_key(&citizen.verifying_key()).did();
+    let citizen_x = DidKey::from_verifying_key(&citizen.verifying_key()).x25519_public_key();
+    let subject = SubjectKey::from_ed25519(&citizen, &citizen_did)?;
+    let mut totals = args.totals.clone();
+    totals.sort_unstable();
+    let last_total = totals.last().copied().unwrap_or(0).max(args.ingest);
+    // The citizen's events sit at evenly spaced positions of the whole ledger.
+    let every = (last_total / u64::from(args.history.max(1))).max(1);
+    let next_slot = std::cell::RefCell::new(vec![0u32; writers.len()]);
+    let mut nonces = vec![0u64; writers.len()];
+    let mut rng = Rng(0xA11CE);
+    let now = crate::devnet::now_ms();
+    // Signs the next `n` events (position `from`..): fillers, and the citizen's at every
+    // `every`-th position, sealed for real. Signing is the agencies' cost: two threads.
+    let mut make = |from: u64, n: u64, rng: &mut Rng| -> anyhow::Result<Vec<Vec<u8>>> {
+        let mut unsigned = Vec::with_capacity(n as usize);
+        let mut next_slot = next_slot.borrow_mut();
+        for pos in from..from + n {
+            let w = (pos % writers.len() as u64) as usize;
+            let (Some(key), Some(author), Some(slot), Some(nonce)) =
+                (writers.get(w), authors.get(w), next_slot.get_mut(w), nonces.get_mut(w))
+            else {
+                continue;
+            };
+            let payload = if pos % every == every / 2 && pos / every < u64::from(args.history) {
+                let details = AccessDetails {
+                    agency: agency.clone(),
+                    official: format!("officer-{}", pos % 97),
+                    category: "tax".into(),
+                    purpose: Purpose::Code("law.tax-basic-act".into()),
+                    time_ms: now,
+                    subject: citizen_did.clone(),
+                    slot: *slot,
+                    writer: author.clone(),
+                };
+                let ev = AgencyWriter::new(key, author, &agency)?.seal_event(
+                    &gh,
+                    &citizen_did,
+                    &citizen_x,
+                    *slot,
+                    &details,
+                    &[],
+                    &mut rand_core::OsRng,
+                )?;
+                *slot += 1;
+                ev.encode()
+            } else {
+                filler_event(rng)
+            };
+            *nonce += 1;
+            unsigned
+                .push((w, UnsignedEntry { kind: Kind::AccessEvent, author: author.clone(), nonce: *nonce, timestamp_ms: now, payload }));
+        }
+        let half = unsigned.len() / 2;
+        let (a, b) = unsigned.split_at(half);
+        let sign = |part: &[(usize, UnsignedEntry)]| -> anyhow::Result<Vec<Vec<u8>>> {
+            part.iter()
+                .map(|(w, u)| {
+                    let key = writers.get(*w).context("writer")?;
+                    Ok(u.clone().sign(key, &gh)?.encode()?)
+                })
+                .collect()
+        };
+        let (ra, rb) = std::thread::scope(|s| {
+            let ha = s.spawn(|| sign(a));
+            let rb = sign(b);
+            (ha.join().map_err(|_| anyhow::anyhow!("signing thread panicked")), rb)
+        });
+        let mut out = ra??;
+        out.extend(rb?);
+        Ok(out)
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    rt.block_on(async {
+        let node = dojang_node::node::start(&cfg, Arc::new(SystemClock)).await?;
+        let write = node.parts.write.clone();
+        // 1. Ingest rate: pre-signed events, four concurrent streams of 1024-event requests.
+        let pre = make(0, args.ingest, &mut rng)?;
+        let start = Instant::now();
+        let mut tasks = Vec::new();
+        for s in 0..STREAMS {
+            let mine: Vec<Vec<u8>> = pre.iter().skip(s).step_by(STREAMS).cloned().collect();
+            let write = write.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut ok = 0u64;
+                for c in mine.chunks(1024) {
+                    ok += write.submit(c.to_vec()).await?.iter().filter(|o| o.is_ok()).count() as u64;
+                }
+                anyhow::Ok(ok)
+            }));
+        }
+        let mut committed = 0u64;
+        for t in tasks {
+            committed += t.await??;
+        }
+        let ingest_secs = start.elapsed().as_secs_f64();
+        let ingest = json!({
+            "events": args.ingest, "committed": committed, "seconds": ingest_secs,
+            "events_per_sec": (committed as f64 / ingest_secs).round(),
+            "note": "pre-sealed, pre-signed access events (sealing and signing are the agencies' cost); decode, ZIP 215 batch verify, authorise, tag check, access-map insert, durable group commit, checkpoint",
+        });
+        // 2. Grow the ledger and measure the history at each total.
+        let mut by_total = Vec::new();
+        let mut size = args.ingest;
+        let client = ureq::AgentBuilder::new().timeout(std::time::Duration::from_secs(120)).build();
+        for &total in &totals {
+            let fill = Instant::now();
+            while size < total {
+                let n = (total - size).min(16_384);
+                let batch = make(size, n, &mut rng)?;
+                let mut pending = Vec::new();
+                for c in batch.chunks(4096) {
+                    let write = write.clone();
+                    let c = c.to_vec();
+                    pending.push(tokio::spawn(async move { write.submit(c).await }));
+                }
+                for p in pending {
+                    for o in p.await?? {
+                        o.map_err(|e| anyhow::anyhow!("a benchmark event was refused: {e}"))?;
+                    }
+                }
+                size += n;
+            }
+            let fill_secs = fill.elapsed().as_secs_f64();
+            let url = node.url();
+            let slots = next_slot.borrow().clone();
+            let expected: u32 = slots.iter().sum();
+            let mut fetch_ms = Vec::new();
+            let mut verify_ms = Vec::new();
+            let mut open_ms = Vec::new();
+            let mut bytes = 0usize;
+            for _ in 0..args.repeats {
+                let token = tokio::task::block_in_place(|| crate::access::login(&url, &genesis, &citizen, &citizen_did))?;
+                let mut grants = Vec::new();
+                for (w, n) in authors.iter().zip(&slots) {
+                    let width = (u64::from(*n) + 1).next_power_of_two();
+                    for node in subject.pair_key(w)?.grant(0, width)? {
+                        grants.push(ChainGrant::new(w, &node));
+                    }
+                }
+                let header = audit::encode_grants(&grants);
+                let t = Instant::now();
+                let body = tokio::task::block_in_place(|| {
+                    client
+                        .get(&format!("{url}/v1/audit/history"))
+                        .set("Authorization", &format!("Bearer {token}"))
+                        .set(GRANT_HEADER, &header)
+                        .call()
+                        .map_err(|e| anyhow::anyhow!("history request failed: {e}"))?
+                        .into_string()
+                        .context("history body")
+                })?;
+                let bundle: HistoryBundle = serde_json::from_str(&body)?;
+                fetch_ms.push(t.elapsed().as_secs_f64() * 1000.0);
+                bytes = body.len();
+                let t = Instant::now();
+                let v = audit::verify_history(&genesis, &bundle, &subject, rand_core::OsRng)?;
+                verify_ms.push(t.elapsed().as_secs_f64() * 1000.0);
+                if v.events.len() != expected as usize {
+                    anyhow::bail!("history has {} events, expected {expected}", v.events.len());
+                }
+                let t = Instant::now();
+                let opened = v.open(&subject, &gh)?;
+                open_ms.push(t.elapsed().as_secs_f64() * 1000.0);
+                if opened.len() != expected as usize {
+                    anyhow::bail!("opened {} events", opened.len());
+                }
+            }
+            let total_ms: Vec<f64> = fetch_ms.iter().zip(&verify_ms).map(|(a, b)| a + b).collect();
+            by_total.push(json!({
+                "total_events": size,
+                "fill_seconds": fill_secs,
+                "history_events": expected,
+                "history_bytes": bytes,
+                "fetch_ms": summary_ms(&mut fetch_ms),
+                "verify_ms": summary_ms(&mut verify_ms),
+                "fetch_plus_verify_ms": summary_ms(&mut total_ms.clone()),
+                "decrypt_ms": summary_ms(&mut open_ms),
+            }));
+        }
+        node.stop().await;
+        let report = json!({
+            "benchmark": "dojang bench access",
+            "machine": { "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) },
+            "ingest": ingest,
+            "history": by_total,
+        });
+        let text = serde_json::to_string_pretty(&report)?;
+        if let Some(p) = &args.out {
+            std::fs::write(p, &text).with_context(|| format!("cannot write {}", p.display()))?;
+        }
+        crate::emit(true, report, String::new);
+        anyhow::Ok(())
+    })
+}
+
+fn summary_ms(v: &mut [f64]) -> serde_json::Value {
+    v.sort_by(f64::total_cmp);
+    let pick = |q: f64| v.get(((v.len() as f64 - 1.0) * q).round() as usize).copied().unwrap_or(0.0);
+    json!({ "p50": (pick(0.5) * 100.0).round() / 100.0, "min": (pick(0.0) * 100.0).round() / 100.0, "max": (pick(1.0) * 100.0).round() / 100.0 })
 }

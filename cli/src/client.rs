@@ -80,3 +80,44 @@ pub fn post_batch(node: &str, entries: &[Vec<u8>]) -> anyhow::Result<serde_json:
     let resp = agent().post(&url(node, "/v1/entries")).send_json(body).map_err(|e| explain(node, e))?;
     resp.into_json().with_context(|| format!("node {node} sent results that are not json"))
 }
+
+/// POSTs JSON with extra headers; returns the JSON answer (problem+json becomes an error
+/// quoting its detail, with the problem slug).
+pub fn post_json(node: &str, path: &str, body: &serde_json::Value, headers: &[(&str, &str)]) -> anyhow::Result<serde_json::Value> {
+    let mut req = agent().post(&url(node, path));
+    for (k, v) in headers {
+        req = req.set(k, v);
+    }
+    let resp = req.send_json(body.clone()).map_err(|e| explain(node, e))?;
+    resp.into_json().with_context(|| format!("node {node} answered with something that is not json"))
+}
+
+/// GETs JSON with extra headers. On an error status returns Err with the status and
+/// problem slug first, so callers can react to a specific problem.
+pub fn get_json(node: &str, path: &str, headers: &[(&str, &str)]) -> Result<serde_json::Value, (u16, String, anyhow::Error)> {
+    let mut req = agent().get(&url(node, path));
+    for (k, v) in headers {
+        req = req.set(k, v);
+    }
+    match req.call() {
+        Ok(resp) => resp.into_json().map_err(|e| (0, String::new(), anyhow!("node {node} answered with something that is not json: {e}"))),
+        Err(ureq::Error::Status(code, resp)) => {
+            let body = resp.into_string().unwrap_or_default();
+            let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+            let slug = v.get("type").and_then(|t| t.as_str()).unwrap_or_default().trim_start_matches("urn:dojang:problem:").to_owned();
+            let detail = v.get("detail").and_then(|d| d.as_str()).map(str::to_owned).unwrap_or(body);
+            Err((code, slug, anyhow!("node {node} answered {code}: {detail}")))
+        }
+        Err(e) => Err((0, String::new(), explain(node, e))),
+    }
+}
+
+/// Opens a GET whose body is read incrementally (server-sent events).
+pub fn get_stream(node: &str, path: &str, headers: &[(&str, &str)]) -> anyhow::Result<Box<dyn std::io::Read + Send + Sync>> {
+    let agent = ureq::AgentBuilder::new().timeout_connect(std::time::Duration::from_secs(10)).build();
+    let mut req = agent.get(&url(node, path));
+    for (k, v) in headers {
+        req = req.set(k, v);
+    }
+    Ok(req.call().map_err(|e| explain(node, e))?.into_reader())
+}

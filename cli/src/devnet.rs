@@ -108,7 +108,12 @@ pub fn write_chain(args: &GenesisInitArgs) -> anyhow::Result<Genesis> {
             }
         })
         .collect();
-    let g = Genesis { trusted_issuers, ..Genesis::new(&args.chain_id, now_ms(), validators) };
+    // A data-protection authority as auditor: agencies also seal each access event to it
+    // (specs/access-log.md §3.4).
+    let (auditor, _) = new_key(&args.out.join("auditor.key"))?;
+    let auditors =
+        vec![dojang_core::genesis::AuditorEntry { name: "Personal Information Protection Commission (demo)".into(), did: auditor.did }];
+    let g = Genesis { trusted_issuers, auditors, ..Genesis::new(&args.chain_id, now_ms(), validators) };
     g.validate().context("generated genesis is invalid")?;
     std::fs::write(&gpath, g.to_json_pretty() + "\n").with_context(|| format!("cannot write {}", gpath.display()))?;
     for (i, v) in g.validators.iter().enumerate() {
@@ -163,8 +168,9 @@ pub struct DevnetArgs {
 
 /// The demo entries: a citizen DID, documents issued (one revoked) with their files and
 /// receipts written to `<dir>/docs/` for `dojang doc verify`, a trusted-issuer registry
-/// change approved by the validator, and access events and a status-list update whose
-/// payloads are placeholders until their specs land (no personal data in clear).
+/// change approved by the validator, access events about the citizen sealed to the citizen
+/// and the genesis auditor (`specs/access-log.md`), and a status-list update whose payload
+/// is a placeholder until its spec lands.
 fn demo_entries(
     genesis: &Genesis,
     dir: &Path,
@@ -219,10 +225,37 @@ fn demo_entries(
             out.push(sign(Kind::DocumentRevocation, &w, writer, 20, revoke.encode())?);
         }
     }
-    for (n, category) in ["address", "tax", "health"].iter().cycle().take(12).enumerate() {
-        let sealed = blake3_hex(&n.to_string());
-        let payload = json!({"demo": "official read personal data", "category": category, "sealed": sealed}).to_string().into_bytes();
-        out.push(sign(Kind::AccessEvent, &w, writer, 30 + n as u64, payload)?);
+    // Reads of the citizen's data by the agency's officials: slots 0, 1, 2… of the chain
+    // (this writer key, the citizen) on a fresh ledger.
+    let citizen_did = citizen_create_op(citizen).did()?;
+    let agency = genesis.validators.first().map(|v| v.did.clone()).unwrap_or_default();
+    let access_writer = dojang_core::access::AgencyWriter::new(writer, &w, &agency)?;
+    let citizen_x = DidKey::from_verifying_key(&citizen.verifying_key()).x25519_public_key();
+    let auditors: Vec<dojang_core::access::Auditor> = genesis
+        .auditors
+        .iter()
+        .map(|a| DidKey::parse(&a.did).map(|k| dojang_core::access::Auditor::from_did_key(&k)))
+        .collect::<Result<_, _>>()?;
+    let reads = [
+        ("officer-0412", "resident-registration", "law.resident-registration-act", 26 * 3_600_000u64),
+        ("officer-0977", "tax", "law.local-tax-act", 7 * 3_600_000),
+        ("officer-0412", "family-relations", "service.citizen-request", 3_600_000),
+        ("clerk-1180", "health", "law.national-health-insurance-act", 50 * 60_000),
+        ("officer-0977", "real-estate", "law.local-tax-act", 20 * 60_000),
+    ];
+    for (slot, (official, category, purpose, ago)) in reads.iter().enumerate() {
+        let details = dojang_core::access::AccessDetails {
+            agency: agency.clone(),
+            official: (*official).to_owned(),
+            category: (*category).to_owned(),
+            purpose: dojang_core::access::Purpose::Code((*purpose).to_owned()),
+            time_ms: now.saturating_sub(*ago),
+            subject: citizen_did.clone(),
+            slot: slot as u32,
+            writer: w.clone(),
+        };
+        let event = access_writer.seal_event(&gh, &citizen_did, &citizen_x, slot as u32, &details, &auditors, &mut rand_core::OsRng)?;
+        out.push(sign(Kind::AccessEvent, &w, writer, 30 + slot as u64, event.encode())?);
     }
     // A new trusted issuer, approved by the validator agency (not about itself).
     let passport_key =
@@ -282,11 +315,6 @@ fn citizen_create_op(citizen: &SigningKey) -> dojang_core::did_dojang::DidOperat
     })
 }
 
-/// A stand-in commitment for demo payloads (the real one is specified in specs/documents.md).
-fn blake3_hex(s: &str) -> String {
-    dojang_core::entry::leaf_hash(s.as_bytes()).to_hex()
-}
-
 #[allow(clippy::print_stdout)]
 pub fn run(args: DevnetArgs, json: bool) -> anyhow::Result<()> {
     let dir = &args.dir;
@@ -324,7 +352,7 @@ pub fn run(args: DevnetArgs, json: bool) -> anyhow::Result<()> {
             json!({ "chain_id": parts.genesis.chain_id, "nodes": [url], "genesis": g, "tree_size": parts.ledger.size(), "demo_entries_loaded": loaded, "citizen_did": citizen_did }),
             || {
                 format!(
-                    "Dojang devnet is running: chain {chain}, 1 validator ({vid}), {size} entries ({loaded} demo entries loaded now).\n  node 0 API: {url}\n\nTry next:\n  curl -s {url}/v1/checkpoint\n  curl -s -H 'Accept: application/json' {url}/v1/entries/0\n  {exe} checkpoint verify --genesis {g} --node {url}\n  {exe} proof verify --genesis {g} --node {url} --index 3\n  {exe} submit --node {url} --key {w} --kind access-event/v1 --payload 'hello'\n  {exe} doc verify --node {url} --file {d}/docs/resident-registration-extract.txt --receipt {d}/docs/resident-registration-extract.receipt.json\n  {exe} doc verify --node {url} --file {d}/docs/family-relation-certificate.txt --receipt {d}/docs/family-relation-certificate.receipt.json\n  {exe} registry show --node {url}\n  curl -s {url}/1.0/identifiers/{citizen_did}\n  {exe} did resolve --node {url} {citizen_did} --save answer.json\n  {exe} did verify-resolution --genesis {g} --file answer.json\n\nThe ledger lives in {d}; Ctrl-C stops the node and the next run resumes it.",
+                    "Dojang devnet is running: chain {chain}, 1 validator ({vid}), {size} entries ({loaded} demo entries loaded now).\n  node 0 API: {url}\n\nTry next:\n  curl -s {url}/v1/checkpoint\n  curl -s -H 'Accept: application/json' {url}/v1/entries/0\n  {exe} checkpoint verify --genesis {g} --node {url}\n  {exe} proof verify --genesis {g} --node {url} --index 3\n  {exe} doc verify --node {url} --file {d}/docs/resident-registration-extract.txt --receipt {d}/docs/resident-registration-extract.receipt.json\n  {exe} doc verify --node {url} --file {d}/docs/family-relation-certificate.txt --receipt {d}/docs/family-relation-certificate.receipt.json\n  {exe} registry show --node {url}\n  curl -s {url}/1.0/identifiers/{citizen_did}\n  {exe} did resolve --node {url} {citizen_did} --save answer.json\n  {exe} did verify-resolution --genesis {g} --file answer.json\n\nWho read the citizen's data (verified complete, decrypted with the citizen's key):\n  {exe} audit history --node {url} --genesis {g} --key {d}/citizen.key --did {citizen_did}\n  {exe} audit watch --node {url} --genesis {g} --key {d}/citizen.key --did {citizen_did}\n  {exe} access record --node {url} --key {w} --subject {citizen_did} --official officer-0031 --category tax --purpose law.tax-basic-act\n  {exe} audit auditor --node {url} --genesis {g} --key {d}/auditor.key\n\nThe ledger lives in {d}; Ctrl-C stops the node and the next run resumes it.",
                     chain = parts.genesis.chain_id,
                     vid = cfg.validator_id,
                     size = parts.ledger.size(),

@@ -319,3 +319,18 @@ pub fn run(cmd: DidCmd, json: bool) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// The DID's current document: did:key derived locally; did:dojang resolved through
+/// `node` with its proof verified against `genesis` (so a node cannot swap keys).
+pub(crate) fn proven_document(node: &str, genesis: &Genesis, did: &str) -> anyhow::Result<Value> {
+    if did.starts_with("did:key:") {
+        return Ok(DidKey::parse(did).with_context(|| format!("{did} is not a valid did:key"))?.document());
+    }
+    let answer: Value = serde_json::from_str(&client::get_text(node, &format!("/1.0/identifiers/{did}"))?)
+        .context("the node's resolution result is not json")?;
+    let proof = proof_of(&answer)?;
+    let document = answer.get("didDocument").cloned().unwrap_or(Value::Null);
+    let metadata = answer.get("didDocumentMetadata").unwrap_or(&Value::Null);
+    proof.verify_for(genesis, did, did_dojang::VersionSelector::Latest, &document, metadata)?;
+    Ok(document)
+}

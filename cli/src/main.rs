@@ -6,6 +6,7 @@
 //! Human output by default, `--json` on request; any error is one line on stderr and a
 //! non-zero exit.
 
+mod access;
 mod bench;
 mod client;
 mod devnet;
@@ -54,6 +55,12 @@ enum Cmd {
     /// The trusted-issuer registry: show (proven), propose, approve, submit changes.
     #[command(subcommand)]
     Registry(doc::RegistryCmd),
+    /// Personal-data access events: record a read of a citizen's data (agencies).
+    #[command(subcommand)]
+    Access(access::AccessCmd),
+    /// Your access history, verified complete against genesis (citizens, auditors).
+    #[command(subcommand)]
+    Audit(access::AuditCmd),
     /// Sign an entry and submit it to a node.
     Submit(SubmitArgs),
     /// Checkpoints.
@@ -164,6 +171,8 @@ enum BenchCmd {
     Did(bench::DidBenchArgs),
     /// Document issuance throughput and verification latency at scale.
     Docs(bench::DocsBenchArgs),
+    /// Access-event ingest, and a citizen's verified history at 10^6 and 10^7 events.
+    Access(bench::AccessBenchArgs),
 }
 
 fn main() {
@@ -220,6 +229,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Did(cmd) => did::run(cmd, json)?,
         Cmd::Doc(cmd) => doc::run_doc(cmd, json)?,
         Cmd::Registry(cmd) => doc::run_registry(cmd, json)?,
+        Cmd::Access(cmd) => access::run_access(cmd, json)?,
+        Cmd::Audit(cmd) => access::run_audit(cmd, json)?,
         Cmd::Checkpoint(CheckpointCmd::Verify { genesis, file, node }) => {
             let g = load_genesis(&genesis)?;
             let text = match (file, node) {
@@ -294,6 +305,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Bench(BenchCmd::Ledger(args)) => bench::ledger(args)?,
         Cmd::Bench(BenchCmd::Did(args)) => bench::did(args)?,
         Cmd::Bench(BenchCmd::Docs(args)) => bench::docs(args)?,
+        Cmd::Bench(BenchCmd::Access(args)) => bench::access(args)?,
     }
     Ok(())
 }

@@ -5,10 +5,11 @@
 //! call the read methods concurrently. Readers only ever see what the latest checkpoint
 //! covers, because the tree size, nodes and checkpoint are committed in one atomic batch.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
 
 use dojang_core::admission::{AdmissionError, Candidate, NonceTracker, Rules};
+use dojang_core::audit::{self, ChainProof, EventProof, HistoryBundle};
 use dojang_core::bundle::{ConsistencyBundle, InclusionBundle};
 use dojang_core::checkpoint::{Checkpoint, SignedCheckpoint};
 use dojang_core::did_dojang::{self, DidError, DidOperation, DidState, OpRecord, Resolved, VersionSelector};
@@ -18,9 +19,11 @@ use dojang_core::entry::{Entry, Kind};
 use dojang_core::hash::Hash;
 use dojang_core::merkle::{Blake3Hasher, Frontier, ProofError};
 use dojang_core::registry::{self, Registry, RegistryChange};
+use dojang_core::sparse_map::{self, MapError, MapNode, MapNodeId};
 use ed25519_dalek::SigningKey;
 use serde::Serialize;
 
+use crate::access_map::MapStore;
 use crate::storage::{
     CheckpointReader, DidReader, EntryReader, IndexReader, LedgerBatch, Put, StateReader, StorageError, Store, Table, TreeReader,
 };
@@ -81,6 +84,27 @@ pub enum LedgerError {
     CorruptDid { did: String, reason: String },
     #[error("validator {0:?} is not in the genesis validator set, or its key does not match")]
     NotAValidator(String),
+    #[error("access map: {0}")]
+    Map(#[from] MapError),
+    #[error("the grant for writer {writer:?} covers {slots} slots and every one holds an event: ask again with a larger range")]
+    GrantExhausted { writer: String, slots: usize },
+}
+
+/// Access events committed by one batch, for live subscribers (`specs/access-log.md` §7.4).
+#[derive(Debug, Clone)]
+pub struct AccessCommit {
+    /// (tag, leaf index) of each new event.
+    pub events: Vec<([u8; 32], u64)>,
+    pub tree_size: u64,
+}
+
+/// One chain of a history request: a writer key and the tags of its slots from `start`,
+/// in slot order, derived by the caller from the subject's grant.
+#[derive(Debug, Clone)]
+pub struct ChainRequest {
+    pub writer: String,
+    pub start: u32,
+    pub tags: Vec<[u8; 32]>,
 }
 
 struct State {
@@ -89,6 +113,8 @@ struct State {
     /// Last committed nonce per author, read through from the store on a miss; only the
     /// committer touches it. Cleared when it grows past `NONCE_CACHE_MAX`.
     nonces: HashMap<String, u64>,
+    /// The access-map root the latest checkpoint carries.
+    map_root: Hash,
 }
 
 const NONCE_CACHE_MAX: usize = 1 << 20;
@@ -104,6 +130,19 @@ fn holder_key(holder: &str) -> Vec<u8> {
 }
 const REGISTRY_CHANGES: &[u8] = b"changes";
 
+/// Auditor-index key: 8 bytes of BLAKE3(auditor key id), then the leaf index, so one
+/// auditor's events sort together in ledger order.
+fn auditor_prefix(kid: &str) -> [u8; 8] {
+    let h = blake3::hash(kid.as_bytes());
+    let mut p = [0u8; 8];
+    p.copy_from_slice(h.as_bytes().get(..8).unwrap_or(&[0u8; 8]));
+    p
+}
+
+fn auditor_key(kid: &str, index: u64) -> Vec<u8> {
+    [&auditor_prefix(kid)[..], &index.to_be_bytes()[..]].concat()
+}
+
 /// State changed by the entries of one batch, so later entries see earlier ones.
 #[derive(Default)]
 struct BatchState {
@@ -112,6 +151,10 @@ struct BatchState {
     registry_changes: Vec<u64>,
     documents: HashMap<Hash, DocumentRecord>,
     new_holders: Vec<(String, Hash)>,
+    /// Access events of the batch: (tag, map value, leaf index), and their auditor seals.
+    access: Vec<([u8; 32], Hash, u64)>,
+    access_tags: HashSet<[u8; 32]>,
+    auditor_events: Vec<(String, u64)>,
 }
 
 /// The ledger of one node.
@@ -125,6 +168,13 @@ pub struct Ledger {
     tree: CachedTree,
     /// The latest checkpoint text, for readers, swapped after each commit.
     latest_text: RwLock<Arc<(u64, String)>>,
+    /// The access map's stored nodes and cached upper levels.
+    map: MapStore,
+    /// Held for reading while a proof spans the map and the latest checkpoint, and for
+    /// writing from the durable commit until the cache and checkpoint are swapped: the map
+    /// is updated in place, so a reader must never see half a batch.
+    map_lock: RwLock<()>,
+    access_events: tokio::sync::broadcast::Sender<Arc<AccessCommit>>,
 }
 
 impl std::fmt::Debug for Ledger {
@@ -143,10 +193,12 @@ impl Ledger {
         }
         let size = store.tree_size()?;
         let frontier = Frontier::from_source(&store, size)?;
+        let map = MapStore::load(store.clone())?;
+        let map_root = sparse_map::root(&map)?;
         let latest = match store.latest_checkpoint()? {
             Some(text) => SignedCheckpoint::parse(&text).map_err(|e| LedgerError::CorruptCheckpoint(e.to_string()))?,
             None => {
-                let cp = Self::make_checkpoint(&rules, &signer, &frontier, now_ms);
+                let cp = Self::make_checkpoint(&rules, &signer, &frontier, &map_root, now_ms);
                 store.commit(LedgerBatch { checkpoint: cp.to_text(), ..Default::default() })?;
                 cp
             }
@@ -167,25 +219,34 @@ impl Ledger {
             store,
             rules,
             signer,
-            state: Mutex::new(State { frontier, latest, nonces: HashMap::new() }),
+            state: Mutex::new(State { frontier, latest, nonces: HashMap::new(), map_root }),
             registry: RwLock::new(Arc::new(registry)),
             tree,
             latest_text,
+            map,
+            map_lock: RwLock::new(()),
+            access_events: tokio::sync::broadcast::channel(1024).0,
         })
     }
 
-    fn make_checkpoint(rules: &Rules, signer: &CheckpointSigner, frontier: &Frontier, now_ms: u64) -> SignedCheckpoint {
+    fn make_checkpoint(rules: &Rules, signer: &CheckpointSigner, frontier: &Frontier, map_root: &Hash, now_ms: u64) -> SignedCheckpoint {
         let cp = Checkpoint {
             origin: rules.genesis.origin(),
             size: frontier.size(),
             root: frontier.root::<Blake3Hasher>(),
             genesis_hash: rules.genesis_hash,
             timestamp_ms: now_ms,
-            extensions: Vec::new(),
+            // The access map's root (`specs/access-log.md` §5.1): a quorum signs it with the tree.
+            extensions: vec![audit::map_extension(map_root)],
         };
         let mut s = SignedCheckpoint::new(cp);
         s.add_signature(s.checkpoint.sign(&signer.id, &signer.key));
         s
+    }
+
+    /// This node's validator id and key: it signs checkpoints and auth tokens.
+    pub fn signer(&self) -> &CheckpointSigner {
+        &self.signer
     }
 
     pub fn rules(&self) -> &Arc<Rules> {
@@ -224,7 +285,8 @@ impl Ledger {
                 Kind::DidOperation => self.apply_did_operation(&mut staged.dids, &c, index)?,
                 Kind::TrustRegistryChange => self.apply_registry_change(&mut staged, &c, index),
                 Kind::DocumentIssuance | Kind::DocumentRevocation => self.apply_document(&mut staged, &c, index)?,
-                Kind::AccessEvent | Kind::StatusListUpdate => Ok(()),
+                Kind::AccessEvent => self.apply_access_event(&mut staged, &c, index)?,
+                Kind::StatusListUpdate => Ok(()),
             };
             if let Err(e) = verdict {
                 out.push(Err(e));
@@ -249,12 +311,15 @@ impl Ledger {
         lb.nonces = nonces.into_updates().into_iter().collect();
         lb.nonces.sort();
         lb.new_size = frontier.size();
-        let cp = Self::make_checkpoint(&self.rules, &self.signer, &frontier, now_ms);
+        let (map_root, map_writes, access) = self.stage_access(&mut staged, &mut lb, state.map_root)?;
+        let cp = Self::make_checkpoint(&self.rules, &self.signer, &frontier, &map_root, now_ms);
         lb.checkpoint = cp.to_text();
         let text = lb.checkpoint.clone();
         let new_nodes = lb.nodes.clone();
         let nonce_updates = lb.nonces.clone();
+        let map_guard = self.map_lock.write().unwrap_or_else(|p| p.into_inner());
         self.store.commit(lb)?;
+        self.map.committed(&map_writes);
         // Only after the durable write: memory never runs ahead of the store.
         self.tree.extend(&new_nodes);
         if let Some(r) = new_registry {
@@ -266,8 +331,14 @@ impl Ledger {
         state.nonces.extend(nonce_updates);
         let size = frontier.size();
         *self.latest_text.write().unwrap_or_else(|p| p.into_inner()) = Arc::new((size, text));
+        drop(map_guard);
         state.frontier = frontier;
         state.latest = cp;
+        state.map_root = map_root;
+        if !access.is_empty() {
+            // No subscribers is not an error: the feed is best-effort notification.
+            let _ = self.access_events.send(Arc::new(AccessCommit { events: access, tree_size: size }));
+        }
         for r in out.iter_mut().flatten() {
             r.tree_size = size;
         }
@@ -303,6 +374,48 @@ impl Ledger {
             }
             Err(e) => Ok(Err(e.into())),
         }
+    }
+
+    /// Step 5 for an access event (`specs/access-log.md` §4.3): its tag must be new — in
+    /// the map and in this batch — so each (writer, subject, slot) holds one event.
+    fn apply_access_event(&self, staged: &mut BatchState, c: &Candidate, index: u64) -> Result<Result<(), AdmissionError>, LedgerError> {
+        let event = match c.access_event() {
+            Ok(e) => e,
+            Err(e) => return Ok(Err(e.into())),
+        };
+        if staged.access_tags.contains(&event.tag) || self.store.state(Table::AccessTags, &event.tag)?.is_some() {
+            return Ok(Err(AdmissionError::DuplicateAccessTag { tag: hex::encode(event.tag) }));
+        }
+        staged.access_tags.insert(event.tag);
+        staged.access.push((event.tag, audit::map_value(index, &c.leaf_hash), index));
+        staged.auditor_events.extend(event.auditors.iter().map(|a| (a.kid.clone(), index)));
+        Ok(Ok(()))
+    }
+
+    /// Inserts the batch's access events into the map and stages the node, tag-index and
+    /// auditor-index writes. Returns the new root, the node writes (for the cache after
+    /// the commit) and (tag, index) of each event (for subscribers).
+    #[allow(clippy::type_complexity)]
+    fn stage_access(
+        &self,
+        staged: &mut BatchState,
+        lb: &mut LedgerBatch,
+        root: Hash,
+    ) -> Result<(Hash, Vec<(MapNodeId, Option<MapNode>)>, Vec<([u8; 32], u64)>), LedgerError> {
+        if staged.access.is_empty() {
+            return Ok((root, Vec::new(), Vec::new()));
+        }
+        let items: Vec<([u8; 32], Hash)> = staged.access.iter().map(|(t, v, _)| (*t, *v)).collect();
+        let update = sparse_map::insert_batch(&self.map, &items)?;
+        lb.extra.extend(MapStore::puts(&update.writes)?);
+        for (tag, _, index) in &staged.access {
+            lb.extra.push(Put { table: Table::AccessTags, key: tag.to_vec(), value: index.to_be_bytes().to_vec() });
+        }
+        for (kid, index) in staged.auditor_events.drain(..) {
+            lb.extra.push(Put { table: Table::AuditorEvents, key: auditor_key(&kid, index), value: Vec::new() });
+        }
+        let access = staged.access.drain(..).map(|(t, _, i)| (t, i)).collect();
+        Ok((update.root, update.writes, access))
     }
 
     /// Step 5 for a registry change (`specs/documents.md` §2): version, action and quorum
@@ -550,6 +663,79 @@ impl Ledger {
             VersionSelector::VersionTime(t) => (None, Some(t)),
         };
         Ok((resolved, DidProof { did: did.to_owned(), version_id, version_time_ms, checkpoint: cp.to_text(), entries }))
+    }
+
+    /// Subscribes to access events as batches commit (`specs/access-log.md` §7.4).
+    pub fn subscribe_access(&self) -> tokio::sync::broadcast::Receiver<Arc<AccessCommit>> {
+        self.access_events.subscribe()
+    }
+
+    /// The leaf index of the event carrying `tag`, if a published checkpoint covers it.
+    pub fn access_tag_index(&self, tag: &[u8; 32]) -> Result<Option<u64>, LedgerError> {
+        let _guard = self.map_lock.read().unwrap_or_else(|p| p.into_inner());
+        self.tag_index(tag)
+    }
+
+    fn tag_index(&self, tag: &[u8; 32]) -> Result<Option<u64>, LedgerError> {
+        match self.store.state(Table::AccessTags, tag)? {
+            None => Ok(None),
+            Some(v) => <[u8; 8]>::try_from(v.as_slice())
+                .map(|b| Some(u64::from_be_bytes(b)))
+                .map_err(|_| LedgerError::CorruptState { what: "access tag index", reason: format!("{} bytes", v.len()) }),
+        }
+    }
+
+    /// A subject's history (`specs/access-log.md` §6.1): for each chain, the events in its
+    /// slots up to the first empty slot, each with inclusion and map proofs, and the map
+    /// proof of that empty slot — all against the latest checkpoint, read under the map
+    /// lock so that map, tree and checkpoint are one state.
+    pub fn access_history(&self, subject: &str, chains: &[ChainRequest]) -> Result<HistoryBundle, LedgerError> {
+        let _guard = self.map_lock.read().unwrap_or_else(|p| p.into_inner());
+        let latest = self.latest();
+        let size = latest.0;
+        let mut out = Vec::with_capacity(chains.len());
+        for chain in chains {
+            let keys: Vec<Vec<u8>> = chain.tags.iter().map(|t| t.to_vec()).collect();
+            let found = self.store.backend().multi_get(Table::AccessTags, &keys)?;
+            let present = found.iter().take_while(|v| v.is_some()).count();
+            let Some(next_tag) = chain.tags.get(present) else {
+                return Err(LedgerError::GrantExhausted { writer: chain.writer.clone(), slots: chain.tags.len() });
+            };
+            let mut events = Vec::with_capacity(present);
+            for (tag, v) in chain.tags.iter().zip(&found).take(present) {
+                let index = v
+                    .as_deref()
+                    .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                    .map(u64::from_be_bytes)
+                    .ok_or_else(|| LedgerError::CorruptState { what: "access tag index", reason: "not 8 bytes".into() })?;
+                let p = self.entry_proof(index, size)?;
+                events.push(EventProof { index, entry: p.entry, inclusion: p.proof, map: sparse_map::prove(&self.map, tag)? });
+            }
+            out.push(ChainProof {
+                writer: chain.writer.clone(),
+                start: chain.start,
+                events,
+                next: sparse_map::prove(&self.map, next_tag)?,
+            });
+        }
+        Ok(HistoryBundle { subject: subject.to_owned(), checkpoint: latest.1.clone(), chains: out })
+    }
+
+    /// Events sealed to the auditor key `kid` from leaf index `from` on, at most `limit`,
+    /// each with its inclusion proof against the latest checkpoint (§7.3).
+    pub fn auditor_events(&self, kid: &str, from: u64, limit: usize) -> Result<(String, Vec<EntryProof>), LedgerError> {
+        let _guard = self.map_lock.read().unwrap_or_else(|p| p.into_inner());
+        let latest = self.latest();
+        let prefix = auditor_prefix(kid);
+        let rows = self.store.backend().scan_from(Table::AuditorEvents, &prefix, &auditor_key(kid, from), limit)?;
+        let mut proofs = Vec::with_capacity(rows.len());
+        for (k, _) in rows {
+            let Some(index) = k.get(8..16).and_then(|b| <[u8; 8]>::try_from(b).ok()).map(u64::from_be_bytes) else { continue };
+            if index < latest.0 {
+                proofs.push(self.entry_proof(index, latest.0)?);
+            }
+        }
+        Ok((latest.1.clone(), proofs))
     }
 
     /// The latest checkpoint: its tree size and signed-note text.

@@ -5,6 +5,7 @@
 //! - [`config`], [`keyfile`]: what an operator writes, validated at start-up.
 //! - [`storage`]: typed tables over RocksDB (the only `rocksdb` importer) or memory.
 //! - [`tree`]: the stored Merkle tree with its in-memory upper levels, for proofs.
+//! - [`access_map`]: the stored access map (sparse Merkle tree) with cached upper levels.
 //! - [`ledger`]: applies ordered batches, serves entries, checkpoints and proof bundles.
 //! - [`sequencer`]: the ordering seam; [`sequencer::LocalSequencer`] group-commits.
 //! - [`writepath`]: decode, verify, authorise, then sequence — the one way in.
@@ -12,6 +13,7 @@
 //! - [`node`]: wires the parts together and runs them until shutdown.
 //! - [`clock`], [`metrics`]: time as an input; Prometheus counters.
 
+pub mod access_map;
 pub mod api;
 pub mod clock;
 pub mod config;

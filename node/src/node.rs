@@ -145,6 +145,7 @@ pub async fn start(cfg: &NodeConfig, clock: Arc<dyn Clock>) -> Result<RunningNod
         genesis_json: parts.genesis_json.clone(),
         did_answers: Arc::default(),
         clock: clock_for_api,
+        auth: Arc::default(),
     };
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(api::serve(listener, state, cfg.max_request_bytes, async {

@@ -42,7 +42,8 @@ fn entry(g: &Genesis, key: &SigningKey, kind: Kind, nonce: u64, payload: &[u8]) 
         author: DidKey::from_verifying_key(&key.verifying_key()).key_id(),
         nonce,
         timestamp_ms: NOW,
-        payload: payload.to_vec(),
+        // Access events must carry a well-formed sealed event: one about nobody, seeded.
+        payload: if kind == Kind::AccessEvent { dojang_core::access::AccessEvent::cover(payload).encode() } else { payload.to_vec() },
     }
     .sign(key, &g.hash())
     .unwrap()

@@ -298,7 +298,7 @@ async fn operations_in_one_batch_see_each_other() {
     // A stale update in the same batch: refused, and the batch goes on.
     let stale = DidOperation::Update(UpdateOp { did: did.clone(), previous: v1, document: DocumentContent::default() });
     let e3 = op_entry(g, 10, 3, NOW, &stale);
-    let e4 = signed(g, &env.writer, Kind::AccessEvent, 1, NOW, b"unrelated".to_vec());
+    let e4 = signed(g, &env.writer, Kind::AccessEvent, 1, NOW, dojang_core::access::AccessEvent::cover(b"unrelated").encode());
     let b64 = |e: &Vec<u8>| base64::engine::general_purpose::STANDARD.encode(e);
     let body = json!({ "entries": [b64(&e1), b64(&e2), b64(&e3), b64(&e4)] });
     let a = call("POST", format!("{}/v1/entries", env.node.url()), Some("application/json"), None, body.to_string().into_bytes()).await;

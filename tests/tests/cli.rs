@@ -281,3 +281,128 @@ fn documents_and_registry_through_the_cli() {
     assert_eq!((reg["version"].as_u64(), reg["proven"].as_bool()), (Some(1), Some(true)));
     assert!(reg["issuers"].as_array().unwrap().iter().any(|i| i["did"] == "did:web:new.example.kr"));
 }
+
+/// A devnet running in the background (killed on drop): the first stdout line is its JSON.
+struct Devnet {
+    child: std::process::Child,
+    info: serde_json::Value,
+    _dir: tempfile::TempDir,
+}
+
+impl Devnet {
+    fn start() -> Devnet {
+        use std::io::BufRead as _;
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().join("devnet");
+        let mut child = Command::new(bin("dojang"))
+            .args(["--json", "devnet", "--dir", d.to_str().unwrap(), "--port", "0"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let info = serde_json::from_str(&line).unwrap_or_else(|e| panic!("devnet printed {line:?}: {e}"));
+        Devnet { child, info, _dir: dir }
+    }
+
+    fn path(&self, name: &str) -> String {
+        self._dir.path().join("devnet").join(name).to_str().unwrap().to_owned()
+    }
+}
+
+impl Drop for Devnet {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn access_log_and_citizen_audit_through_the_cli() {
+    let dn = Devnet::start();
+    let url = dn.info["nodes"][0].as_str().unwrap().to_owned();
+    let citizen = dn.info["citizen_did"].as_str().unwrap().to_owned();
+    let (g, ck, wk, ak) = (dn.path("genesis.json"), dn.path("citizen.key"), dn.path("writer-0.key"), dn.path("auditor.key"));
+    let saved = dn.path("history.json");
+    let who = ["--node", &url, "--genesis", &g, "--key", &ck, "--did", &citizen];
+    // The demo reads: all there, verified complete and decrypted.
+    let h = ok_json(&[&["--json", "audit", "history", "--save", &saved][..], &who[..]].concat());
+    assert_eq!(h["complete"], true);
+    assert_eq!(h["events"].as_array().unwrap().len(), 5, "{h}");
+    assert!(h["events"].as_array().unwrap().iter().all(|e| e["agency_name"] == "Ministry of the Interior and Safety"), "{h}");
+    // An agency records one more read; the citizen sees it.
+    let r = ok_json(&[
+        "--json",
+        "access",
+        "record",
+        "--node",
+        &url,
+        "--key",
+        &wk,
+        "--subject",
+        &citizen,
+        "--official",
+        "officer-0031",
+        "--category",
+        "tax",
+        "--purpose",
+        "law.tax-basic-act",
+    ]);
+    assert_eq!(r["slot"], 5, "{r}");
+    let h2 = ok_json(&[&["--json", "audit", "history"][..], &who[..]].concat());
+    let events = h2["events"].as_array().unwrap();
+    assert_eq!(events.len(), 6);
+    assert!(events.iter().any(|e| e["official"] == "officer-0031" && e["purpose"] == "law.tax-basic-act"));
+    // The saved answer re-verifies offline; a doctored one does not.
+    let v = ok_json(&["--json", "audit", "verify", "--genesis", &g, "--key", &ck, "--did", &citizen, "--file", &saved]);
+    assert_eq!(v["events"].as_array().unwrap().len(), 5);
+    let mut doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&saved).unwrap()).unwrap();
+    doc["chains"][0]["events"].as_array_mut().unwrap().remove(2);
+    std::fs::write(&saved, serde_json::to_vec(&doc).unwrap()).unwrap();
+    fails_with(&["audit", "verify", "--genesis", &g, "--key", &ck, "--did", &citizen, "--file", &saved], "does not verify");
+    // The auditor reads its sealed copies of all six.
+    let a = ok_json(&["--json", "audit", "auditor", "--node", &url, "--genesis", &g, "--key", &ak]);
+    assert_eq!(a["events"].as_array().unwrap().len(), 6, "{a}");
+    assert!(a["events"].as_array().unwrap().iter().all(|e| e["subject"] == citizen.as_str()));
+    // Refusals are one line.
+    fails_with(&["audit", "history", "--node", &url, "--genesis", &g, "--key", &wk, "--did", &citizen], "not an authentication key");
+    fails_with(&["audit", "auditor", "--node", &url, "--genesis", &g, "--key", &ck], "not a genesis auditor");
+    fails_with(
+        &[
+            "access",
+            "record",
+            "--node",
+            &url,
+            "--key",
+            &wk,
+            "--subject",
+            &citizen,
+            "--official",
+            "o-1",
+            "--category",
+            "gossip",
+            "--purpose",
+            "audit.internal",
+        ],
+        "gossip",
+    );
+    fails_with(
+        &[
+            "access",
+            "record",
+            "--node",
+            &url,
+            "--key",
+            &ck,
+            "--subject",
+            &citizen,
+            "--official",
+            "o-1",
+            "--category",
+            "tax",
+            "--purpose",
+            "audit.internal",
+        ],
+        "not a writer key",
+    );
+}

@@ -36,6 +36,7 @@ pub enum Payload {
     Registry(crate::registry::RegistryChange),
     Issuance(crate::documents::Issuance),
     Status(crate::documents::StatusChange),
+    Access(crate::access::AccessEvent),
 }
 
 impl Candidate {
@@ -58,6 +59,13 @@ impl Candidate {
         match &self.payload {
             Payload::Issuance(i) => Ok(i.clone()),
             _ => crate::documents::Issuance::decode(&self.entry.payload),
+        }
+    }
+
+    pub fn access_event(&self) -> Result<crate::access::AccessEvent, crate::access::AccessError> {
+        match &self.payload {
+            Payload::Access(e) => Ok(e.clone()),
+            _ => crate::access::AccessEvent::decode(&self.entry.payload),
         }
     }
 
@@ -85,6 +93,12 @@ pub enum AdmissionError {
     Registry(#[from] crate::registry::RegistryError),
     #[error(transparent)]
     Document(#[from] crate::documents::DocumentError),
+    #[error(transparent)]
+    Access(#[from] crate::access::AccessError),
+    #[error("access event tag {tag} is already on the ledger: each slot of a chain holds one event")]
+    DuplicateAccessTag { tag: String },
+    #[error("access event is sealed to {kid:?}, which is not the key-agreement key of a genesis auditor")]
+    UnknownAuditor { kid: String },
 }
 
 impl AdmissionError {
@@ -102,6 +116,9 @@ impl AdmissionError {
             AdmissionError::DidOperation(_) => "invalid-did-operation",
             AdmissionError::Registry(e) => e.slug(),
             AdmissionError::Document(e) => e.slug(),
+            AdmissionError::Access(e) => e.slug(),
+            AdmissionError::DuplicateAccessTag { .. } => "duplicate-access-tag",
+            AdmissionError::UnknownAuditor { .. } => "unknown-auditor",
         }
     }
 }
@@ -194,7 +211,26 @@ impl Rules {
                 c.validate()?;
                 Ok(Payload::Status(c))
             }
-            Kind::AccessEvent | Kind::StatusListUpdate => {
+            // An access event (`specs/access-log.md` §4.3): a genesis agency's writer key,
+            // a well-formed sealed payload, and auditor seals only for genesis auditors.
+            Kind::AccessEvent => {
+                if self.genesis.agency_of_writer(&entry.author).is_none() {
+                    return Err(AdmissionError::Unauthorized { author: entry.author.clone(), kind: entry.kind.name() });
+                }
+                let event = crate::access::AccessEvent::decode(&entry.payload)?;
+                for seal in &event.auditors {
+                    let known = self
+                        .genesis
+                        .auditors
+                        .iter()
+                        .any(|a| crate::did_key::DidKey::parse(&a.did).is_ok_and(|k| k.x25519_key_id() == seal.kid));
+                    if !known {
+                        return Err(AdmissionError::UnknownAuditor { kid: seal.kid.chars().take(200).collect() });
+                    }
+                }
+                Ok(Payload::Access(event))
+            }
+            Kind::StatusListUpdate => {
                 if self.genesis.agency_of_writer(&entry.author).is_some() {
                     Ok(Payload::Opaque)
                 } else {
@@ -281,7 +317,11 @@ mod tests {
             author: DidKey::from_verifying_key(&k.verifying_key()).key_id(),
             nonce,
             timestamp_ms: ts,
-            payload: vec![1, 2, 3],
+            payload: if kind == Kind::AccessEvent {
+                crate::access::AccessEvent::cover(&nonce.to_be_bytes()).encode()
+            } else {
+                vec![1, 2, 3]
+            },
         }
         .sign(k, &rules.genesis_hash)
         .unwrap()

@@ -20,6 +20,8 @@ pub const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
 /// Largest genesis file accepted, in bytes; a genesis is small, and it is parsed from
 /// user-supplied paths and from peers.
 pub const MAX_GENESIS_LEN: usize = 1024 * 1024;
+/// Most auditors a genesis may list: each is one more HPKE seal on every access event.
+pub const MAX_AUDITORS: usize = 4;
 
 /// A parsed, validated genesis file (`specs/genesis.md` §2).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -40,6 +42,21 @@ pub struct Genesis {
     /// Governance thresholds (`specs/documents.md` §2.2). Omitted when default.
     #[serde(default, skip_serializing_if = "Governance::is_default")]
     pub governance: Governance,
+    /// Auditors (e.g. a data-protection authority) to whom agencies also seal access
+    /// events (`specs/access-log.md` §3.4). Omitted when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub auditors: Vec<AuditorEntry>,
+}
+
+/// An auditor listed in genesis: access events may be sealed to its key, and it may read
+/// what is sealed to it through the audit API.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditorEntry {
+    pub name: String,
+    /// The auditor's `did:key` (Ed25519): it authenticates with it, and its X25519
+    /// key-agreement key (derived as did:key derives it) receives the sealed copies.
+    pub did: String,
 }
 
 /// An issuer the registry trusts for some document and credential types.
@@ -140,6 +157,8 @@ pub enum GenesisError {
     TrustedIssuer { did: String, reason: String },
     #[error("governance registry_threshold {threshold} must be 1..={total} (the total voting power)")]
     Threshold { threshold: u64, total: u64 },
+    #[error("auditor {did:?} is invalid: {reason}")]
+    Auditor { did: String, reason: String },
     #[error("validator {id:?} has an invalid agency did {did:?}: expected did:<method>:<id>")]
     AgencyDid { id: String, did: String },
 }
@@ -159,6 +178,7 @@ impl Genesis {
             params: Params::default(),
             trusted_issuers: Vec::new(),
             governance: Governance::default(),
+            auditors: Vec::new(),
         }
     }
 
@@ -266,7 +286,26 @@ impl Genesis {
                 return Err(bad("types must be 1-128 printable characters, at most 256 of them"));
             }
         }
+        if self.auditors.len() > MAX_AUDITORS {
+            return Err(GenesisError::Auditor { did: String::new(), reason: format!("at most {MAX_AUDITORS} auditors") });
+        }
+        let mut seen = BTreeSet::new();
+        for a in &self.auditors {
+            let bad = |reason: String| GenesisError::Auditor { did: a.did.chars().take(120).collect(), reason };
+            DidKey::parse(&a.did).map_err(|e| bad(format!("expected an ed25519 did:key: {e}")))?;
+            if !seen.insert(a.did.as_str()) {
+                return Err(bad("listed twice".into()));
+            }
+            if a.name.is_empty() || a.name.len() > 256 || a.name.chars().any(char::is_control) {
+                return Err(bad("name must be 1-256 printable characters".into()));
+            }
+        }
         Ok(())
+    }
+
+    /// The auditor whose did:key is `did`, if genesis lists one.
+    pub fn auditor(&self, did: &str) -> Option<&AuditorEntry> {
+        self.auditors.iter().find(|a| a.did == did)
     }
 
     /// Whether approvals worth `power` pass a registry change (`specs/documents.md` §2.2).

@@ -24,12 +24,21 @@
 //!   with quorum verification against the genesis validator set (§5).
 //! - [`resolution`]: the W3C DID Resolution HTTP(S) binding and the DIF driver binding,
 //!   as pure functions (negotiation, options, status codes, result rendering).
+//! - [`access`]: personal-data access events — keyed subject tags, GGM slot secrets and
+//!   grants, HPKE-sealed details and the `access-event/v1` payload (`specs/access-log.md`).
+//! - [`sparse_map`]: the access map, an insert-only sparse Merkle map with membership and
+//!   non-membership proofs, whose root every checkpoint carries (`specs/access-log.md` §5).
+//! - [`audit`]: a citizen's history bundle and its offline completeness verification.
+//! - [`auth`]: DID challenge/response and short-lived node-signed tokens for the audit API.
 //! - [`admission`]: the pure admission rules of the write path: decode, verify,
 //!   authorise, replay-check (§6).
 //! - [`bundle`]: offline proof bundles: an entry or a tree extension proven against a
 //!   checkpoint that a quorum signed (§7).
 
+pub mod access;
 pub mod admission;
+pub mod audit;
+pub mod auth;
 pub mod bundle;
 pub mod checkpoint;
 pub mod did_dojang;
@@ -43,6 +52,7 @@ pub mod merkle;
 pub mod registry;
 pub mod resolution;
 pub mod signature;
+pub mod sparse_map;
 mod text;
 
 #[cfg(test)]

@@ -4,6 +4,8 @@
 //! Every error is RFC 9457 `application/problem+json` with a stable `type` URN; bad
 //! input is always a 4xx, never a 5xx; bodies are size-limited before they are read.
 
+mod access;
+
 use std::sync::Arc;
 
 use axum::body::Bytes;
@@ -37,7 +39,11 @@ pub struct ApiState {
     pub genesis_json: Arc<String>,
     pub did_answers: Arc<DidAnswerCache>,
     pub clock: Arc<dyn crate::clock::Clock>,
+    /// Challenges already answered (the audit API's only authentication state).
+    pub auth: Arc<AuthState>,
 }
+
+pub use access::AuthState;
 
 /// Rendered did:dojang answers, reused while the DID has no new operation and the
 /// answer is younger than [`DidAnswerCache::MAX_AGE`]. A reused answer proves against a
@@ -93,6 +99,7 @@ pub fn router(state: ApiState, max_body: usize) -> Router {
         .route("/v1/registry", get(get_registry))
         .route("/healthz", get(healthz))
         .route("/metrics", get(render_metrics))
+        .merge(access::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body))
@@ -109,6 +116,12 @@ pub async fn serve(
     max_body: usize,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let closing = state.auth.closing.clone();
+    let shutdown = async move {
+        shutdown.await;
+        // Long-lived responses (the audit feed) end now, so draining does not wait on them.
+        closing.send_replace(true);
+    };
     axum::serve(listener, router(state, max_body)).with_graceful_shutdown(shutdown).await
 }
 
@@ -165,6 +178,9 @@ fn admission_problem(e: &AdmissionError) -> Problem {
         AdmissionError::Unauthorized { .. } => (StatusCode::FORBIDDEN, "not authorised"),
         AdmissionError::Replay { .. } => (StatusCode::CONFLICT, "replayed nonce"),
         AdmissionError::DidOperation(_) => (StatusCode::BAD_REQUEST, "invalid did operation"),
+        AdmissionError::Access(_) => (StatusCode::BAD_REQUEST, "malformed access event"),
+        AdmissionError::DuplicateAccessTag { .. } => (StatusCode::CONFLICT, "slot already used"),
+        AdmissionError::UnknownAuditor { .. } => (StatusCode::BAD_REQUEST, "unknown auditor"),
         AdmissionError::Registry(_) | AdmissionError::Document(_) => {
             let slug = e.slug();
             let forbidden = [

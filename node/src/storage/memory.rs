@@ -44,6 +44,20 @@ impl KvBackend for MemoryBackend {
             .unwrap_or_default())
     }
 
+    fn scan_from(&self, table: Table, prefix: &[u8], start: &[u8], limit: usize) -> Result<super::KvPairs, StorageError> {
+        let t = self.tables.read().map_err(|_| poisoned())?;
+        let from = if start > prefix { start } else { prefix };
+        Ok(t.get(&table)
+            .map(|m| {
+                m.range(from.to_vec()..)
+                    .take_while(|(k, _)| k.starts_with(prefix))
+                    .take(limit)
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
     fn disk_bytes(&self) -> u64 {
         0
     }

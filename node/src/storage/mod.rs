@@ -44,10 +44,17 @@ pub enum Table {
     Documents,
     /// holder pseudonym (32 bytes) || commitment (32 bytes) -> empty: the expiry feed index.
     Holders,
+    /// access-map node id ([`dojang_core::sparse_map::MapNodeId::to_key_bytes`]) -> node
+    /// (`specs/access-log.md` §5): the sparse Merkle map committed in every checkpoint.
+    MapNodes,
+    /// access-event tag (32 bytes) -> leaf index (u64 BE) of the event carrying it.
+    AccessTags,
+    /// BLAKE3(auditor key id)[..8] || leaf index (u64 BE) -> empty: events sealed to an auditor.
+    AuditorEvents,
 }
 
 impl Table {
-    pub const ALL: [Table; 10] = [
+    pub const ALL: [Table; 13] = [
         Table::Entries,
         Table::Nodes,
         Table::LeafIndex,
@@ -58,6 +65,9 @@ impl Table {
         Table::Registry,
         Table::Documents,
         Table::Holders,
+        Table::MapNodes,
+        Table::AccessTags,
+        Table::AuditorEvents,
     ];
 
     pub fn name(self) -> &'static str {
@@ -72,6 +82,9 @@ impl Table {
             Table::Registry => "registry",
             Table::Documents => "documents",
             Table::Holders => "holders",
+            Table::MapNodes => "map_nodes",
+            Table::AccessTags => "access_tags",
+            Table::AuditorEvents => "auditor_events",
         }
     }
 }
@@ -149,6 +162,14 @@ pub trait KvBackend: Send + Sync + std::fmt::Debug + 'static {
     fn write(&self, puts: Vec<Put>) -> Result<(), StorageError>;
     /// Up to `limit` entries whose key starts with `prefix`, in key order.
     fn scan_prefix(&self, table: Table, prefix: &[u8], limit: usize) -> Result<KvPairs, StorageError>;
+    /// Up to `limit` entries whose key starts with `prefix` and is at least `start`, in
+    /// key order. The default filters a prefix scan; backends override it with a seek.
+    fn scan_from(&self, table: Table, prefix: &[u8], start: &[u8], limit: usize) -> Result<KvPairs, StorageError> {
+        let mut all = self.scan_prefix(table, prefix, usize::MAX)?;
+        all.retain(|(k, _)| k.as_slice() >= start);
+        all.truncate(limit);
+        Ok(all)
+    }
     /// Bytes the engine occupies on disk (live files); 0 for memory.
     fn disk_bytes(&self) -> u64;
     /// Forces a compaction, so that `disk_bytes` measures steady state (benchmarks).

@@ -86,6 +86,20 @@ impl KvBackend for RocksBackend {
         Ok(out)
     }
 
+    fn scan_from(&self, table: Table, prefix: &[u8], start: &[u8], limit: usize) -> Result<super::KvPairs, StorageError> {
+        let cf = self.cf(table)?;
+        let from = if start > prefix { start } else { prefix };
+        let mut out = Vec::new();
+        for item in self.db.iterator_cf(cf, rocksdb::IteratorMode::From(from, rocksdb::Direction::Forward)) {
+            let (k, v) = item.map_err(backend)?;
+            if !k.starts_with(prefix) || out.len() >= limit {
+                break;
+            }
+            out.push((k.to_vec(), v.to_vec()));
+        }
+        Ok(out)
+    }
+
     fn disk_bytes(&self) -> u64 {
         Table::ALL
             .iter()

@@ -135,3 +135,26 @@ pub async fn call(method: &str, url: String, content_type: Option<&str>, accept:
     .await
     .unwrap()
 }
+
+/// One HTTP request with extra headers; any status is an [`Answer`].
+pub async fn call_with(method: &str, url: String, headers: Vec<(String, String)>, body: Vec<u8>) -> Answer {
+    let method = method.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let mut req = ureq::request(&method, &url);
+        for (k, v) in &headers {
+            req = req.set(k, v);
+        }
+        let resp = match if body.is_empty() && method == "GET" { req.call() } else { req.send_bytes(&body) } {
+            Ok(r) => r,
+            Err(ureq::Error::Status(_, r)) => r,
+            Err(e) => panic!("transport error: {e}"),
+        };
+        let status = resp.status();
+        let content_type = resp.header("Content-Type").unwrap_or("").to_owned();
+        let mut body = Vec::new();
+        std::io::Read::read_to_end(&mut resp.into_reader(), &mut body).unwrap();
+        Answer { status, content_type, body }
+    })
+    .await
+    .unwrap()
+}
