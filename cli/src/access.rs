@@ -27,7 +27,7 @@ use crate::{client, emit, load_genesis};
 pub enum AccessCmd {
     /// Record that an official read a citizen's personal data (sealed to the citizen).
     Record(Box<RecordArgs>),
-    /// List the data-category and purpose codes (specs/access-log.md §4.2).
+    /// List the data-category and purpose codes (specs/access-log.md §6.3, §6.4).
     Codes,
 }
 

@@ -696,11 +696,12 @@ pub fn access(args: AccessBenchArgs) -> anyhow::Result<()> {
             while size < total {
                 let n = (total - size).min(16_384);
                 let batch = make(size, n, &mut rng)?;
+                // One concurrent stream per writer key, so each key's nonces commit in order.
                 let mut pending = Vec::new();
-                for c in batch.chunks(4096) {
+                for w in 0..writers.len() {
+                    let mine: Vec<Vec<u8>> = batch.iter().skip(w).step_by(writers.len()).cloned().collect();
                     let write = write.clone();
-                    let c = c.to_vec();
-                    pending.push(tokio::spawn(async move { write.submit(c).await }));
+                    pending.push(tokio::spawn(async move { write.submit(mine).await }));
                 }
                 for p in pending {
                     for o in p.await?? {

@@ -109,7 +109,7 @@ pub fn write_chain(args: &GenesisInitArgs) -> anyhow::Result<Genesis> {
         })
         .collect();
     // A data-protection authority as auditor: agencies also seal each access event to it
-    // (specs/access-log.md §3.4).
+    // (specs/access-log.md §7.3).
     let (auditor, _) = new_key(&args.out.join("auditor.key"))?;
     let auditors =
         vec![dojang_core::genesis::AuditorEntry { name: "Personal Information Protection Commission (demo)".into(), did: auditor.did }];

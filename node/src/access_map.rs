@@ -1,4 +1,4 @@
-//! The stored access map as the ledger sees it (`specs/access-log.md` §5): the sparse
+//! The stored access map as the ledger sees it (`specs/access-log.md` §13, §14.4): the sparse
 //! Merkle map's nodes in the `map_nodes` table, with the upper levels cached in memory so
 //! that an insert or a proof reads only the lower part of its path from storage.
 //!

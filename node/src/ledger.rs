@@ -90,7 +90,7 @@ pub enum LedgerError {
     GrantExhausted { writer: String, slots: usize },
 }
 
-/// Access events committed by one batch, for live subscribers (`specs/access-log.md` §7.4).
+/// Access events committed by one batch, for live subscribers (`specs/access-log.md` §16.4).
 #[derive(Debug, Clone)]
 pub struct AccessCommit {
     /// (tag, leaf index) of each new event.
@@ -236,7 +236,7 @@ impl Ledger {
             root: frontier.root::<Blake3Hasher>(),
             genesis_hash: rules.genesis_hash,
             timestamp_ms: now_ms,
-            // The access map's root (`specs/access-log.md` §5.1): a quorum signs it with the tree.
+            // The access map's root (`specs/access-log.md` §14.3): a quorum signs it with the tree.
             extensions: vec![audit::map_extension(map_root)],
         };
         let mut s = SignedCheckpoint::new(cp);
@@ -376,7 +376,7 @@ impl Ledger {
         }
     }
 
-    /// Step 5 for an access event (`specs/access-log.md` §4.3): its tag must be new — in
+    /// Step 5 for an access event (`specs/access-log.md` §14.2): its tag must be new — in
     /// the map and in this batch — so each (writer, subject, slot) holds one event.
     fn apply_access_event(&self, staged: &mut BatchState, c: &Candidate, index: u64) -> Result<Result<(), AdmissionError>, LedgerError> {
         let event = match c.access_event() {
@@ -665,7 +665,7 @@ impl Ledger {
         Ok((resolved, DidProof { did: did.to_owned(), version_id, version_time_ms, checkpoint: cp.to_text(), entries }))
     }
 
-    /// Subscribes to access events as batches commit (`specs/access-log.md` §7.4).
+    /// Subscribes to access events as batches commit (`specs/access-log.md` §16.4).
     pub fn subscribe_access(&self) -> tokio::sync::broadcast::Receiver<Arc<AccessCommit>> {
         self.access_events.subscribe()
     }
@@ -685,7 +685,7 @@ impl Ledger {
         }
     }
 
-    /// A subject's history (`specs/access-log.md` §6.1): for each chain, the events in its
+    /// A subject's history (`specs/access-log.md` §15.1): for each chain, the events in its
     /// slots up to the first empty slot, each with inclusion and map proofs, and the map
     /// proof of that empty slot — all against the latest checkpoint, read under the map
     /// lock so that map, tree and checkpoint are one state.
@@ -722,7 +722,7 @@ impl Ledger {
     }
 
     /// Events sealed to the auditor key `kid` from leaf index `from` on, at most `limit`,
-    /// each with its inclusion proof against the latest checkpoint (§7.3).
+    /// each with its inclusion proof against the latest checkpoint (access-log §16.5).
     pub fn auditor_events(&self, kid: &str, from: u64, limit: usize) -> Result<(String, Vec<EntryProof>), LedgerError> {
         let _guard = self.map_lock.read().unwrap_or_else(|p| p.into_inner());
         let latest = self.latest();

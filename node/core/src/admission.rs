@@ -211,7 +211,7 @@ impl Rules {
                 c.validate()?;
                 Ok(Payload::Status(c))
             }
-            // An access event (`specs/access-log.md` §4.3): a genesis agency's writer key,
+            // An access event (`specs/access-log.md` §14.1): a genesis agency's writer key,
             // a well-formed sealed payload, and auditor seals only for genesis auditors.
             Kind::AccessEvent => {
                 if self.genesis.agency_of_writer(&entry.author).is_none() {

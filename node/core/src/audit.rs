@@ -1,5 +1,5 @@
 //! A citizen's access history as a node serves it, and its offline verification
-//! (`specs/access-log.md` §6): every event of every (writer key, subject) chain with an
+//! (`specs/access-log.md` §15): every event of every (writer key, subject) chain with an
 //! inclusion proof and an access-map proof, and for each chain a map proof that the next
 //! slot is empty — all against one quorum-signed checkpoint.
 //!
@@ -23,14 +23,14 @@ use crate::signature;
 use crate::sparse_map::{self, MapProof};
 
 /// The checkpoint extension line that carries the access-map root: `access-map <hex>`
-/// (`specs/access-log.md` §5.1, `specs/ledger.md` §5.1).
+/// (`specs/access-log.md` §14.3, `specs/ledger.md` §5.1).
 pub const MAP_EXTENSION: &str = "access-map";
 
 /// Most events a history bundle may carry, over all chains; bounds the verifier's work.
 pub const MAX_HISTORY_EVENTS: usize = 1 << 20;
 
 /// The map value for an event: BLAKE3 derive_key over its leaf index and leaf hash
-/// (§5.2), so a map proof pins the exact entry and its position.
+/// (§14.2), so a map proof pins the exact entry and its position.
 pub fn map_value(index: u64, leaf_hash: &Hash) -> Hash {
     let mut h = blake3::Hasher::new_derive_key("dojang access map value v1");
     h.update(&index.to_be_bytes());
@@ -57,7 +57,7 @@ pub fn map_root(cp: &Checkpoint) -> Result<Hash, AuditError> {
     found.ok_or_else(|| AuditError::MapRoot("the checkpoint has no access-map line".into()))
 }
 
-/// The request header carrying a subject's grants (§7.3): base64url of the JSON list of
+/// The request header carrying a subject's grants (§16.3): base64url of the JSON list of
 /// [`ChainGrant`]s. A header, not a query parameter, so slot secrets stay out of access logs.
 pub const GRANT_HEADER: &str = "dojang-audit-grant";
 /// Largest slot range one grant may open: a node derives at most this many tags per grant.
@@ -65,7 +65,7 @@ pub const MAX_GRANT_SLOTS: u64 = 1 << 16;
 /// Most grants in one request.
 pub const MAX_GRANTS: usize = 64;
 
-/// One grant: the GGM seed of an aligned range of a chain's slots (§3.3), handed to the
+/// One grant: the GGM seed of an aligned range of a chain's slots (§4.2), handed to the
 /// node answering a history or feed request so it can find the subject's events without
 /// being able to derive any slot outside the range.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -132,7 +132,7 @@ pub fn decode_grants(text: &str) -> Result<Vec<ChainGrant>, AuditError> {
     Ok(grants)
 }
 
-/// One event of a chain, proven (§6.1).
+/// One event of a chain, proven (§15.1).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EventProof {
@@ -158,7 +158,7 @@ pub struct ChainProof {
     pub next: MapProof,
 }
 
-/// What `GET /v1/audit/history` returns (§6.1).
+/// What `GET /v1/audit/history` returns (§15.1).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HistoryBundle {
@@ -182,7 +182,7 @@ pub struct ProvenEvent {
     pub event: AccessEvent,
 }
 
-/// A history whose completeness and inclusion verified (§6.2).
+/// A history whose completeness and inclusion verified (§15.2).
 #[derive(Debug, Clone)]
 pub struct VerifiedHistory {
     pub checkpoint: VerifiedCheckpoint,
@@ -255,7 +255,7 @@ pub fn writer_keys(genesis: &Genesis) -> Vec<String> {
     genesis.validators.iter().flat_map(|v| v.writer_keys.iter()).filter(|k| seen.insert(k.as_str())).cloned().collect()
 }
 
-/// Verifies a history bundle for the holder of `subject` (§6.2): the checkpoint's
+/// Verifies a history bundle for the holder of `subject` (§15.2): the checkpoint's
 /// quorum, one chain per genesis writer key starting at slot 0, and for every slot the
 /// tag *derived from the subject's own key*, the entry's signature (batched with `rng`),
 /// its inclusion, the map binding tag → (index, leaf hash), and the next slot's absence.
@@ -352,7 +352,7 @@ pub fn verify_history(
 
 impl VerifiedHistory {
     /// Decrypts every event with the subject's key and checks that the sealed details
-    /// agree with where the event sits: its slot, its writer, its subject (§6.3).
+    /// agree with where the event sits: its slot, its writer, its subject (§15.2).
     pub fn open(&self, subject: &SubjectKey, genesis_hash: &Hash) -> Result<Vec<AuditedEvent>, AuditError> {
         self.events
             .iter()

@@ -1,4 +1,4 @@
-//! DID authentication for the audit API (`specs/access-log.md` §7): node-issued
+//! DID authentication for the audit API (`specs/access-log.md` §16): node-issued
 //! challenges, the holder's signed response, and short-lived access tokens.
 //!
 //! Both the challenge and the token are *self-contained*: claims in RFC 8785 JSON, signed
@@ -20,9 +20,9 @@ use crate::did_key::{self, ED25519_PUB_CODEC, X25519_PUB_CODEC};
 use crate::hash::Hash;
 use crate::signature;
 
-/// How long a challenge may be answered (§7.1).
+/// How long a challenge may be answered (§16.1).
 pub const CHALLENGE_TTL_MS: u64 = 60_000;
-/// How long a token is accepted (§7.2).
+/// How long a token is accepted (§16.2).
 pub const TOKEN_TTL_MS: u64 = 5 * 60_000;
 /// Longest challenge or token text accepted, before any decoding.
 pub const MAX_AUTH_TEXT_LEN: usize = 4096;
@@ -40,7 +40,7 @@ pub enum Role {
     Auditor,
 }
 
-/// What a challenge or token asserts (§7.1, §7.2).
+/// What a challenge or token asserts (§16.1, §16.2).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Claims {
@@ -115,7 +115,7 @@ pub struct Expect<'a> {
 }
 
 /// Checks a challenge or token this node issued: size, signature by `node_key`, type,
-/// audience, chain and expiry (§7.2). Returns its claims.
+/// audience, chain and expiry (§16.2). Returns its claims.
 pub fn open(text: &str, node_key: &VerifyingKey, expect: Expect<'_>) -> Result<Claims, AuthError> {
     let what = expect.typ;
     if text.len() > MAX_AUTH_TEXT_LEN {
@@ -146,7 +146,7 @@ pub fn open(text: &str, node_key: &VerifyingKey, expect: Expect<'_>) -> Result<C
     Ok(claims)
 }
 
-/// The bytes a holder signs to answer `challenge` (§7.1): a context string, the genesis
+/// The bytes a holder signs to answer `challenge` (§16.1): a context string, the genesis
 /// hash, then the challenge text exactly as issued.
 pub fn response_signing_input(genesis_hash: &Hash, challenge: &str) -> Vec<u8> {
     [HOLDER_CONTEXT, &genesis_hash.0, challenge.as_bytes()].concat()

@@ -43,7 +43,7 @@ pub struct Genesis {
     #[serde(default, skip_serializing_if = "Governance::is_default")]
     pub governance: Governance,
     /// Auditors (e.g. a data-protection authority) to whom agencies also seal access
-    /// events (`specs/access-log.md` §3.4). Omitted when empty.
+    /// events (`specs/access-log.md` §7.3). Omitted when empty.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub auditors: Vec<AuditorEntry>,
 }

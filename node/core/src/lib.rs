@@ -27,7 +27,7 @@
 //! - [`access`]: personal-data access events — keyed subject tags, GGM slot secrets and
 //!   grants, HPKE-sealed details and the `access-event/v1` payload (`specs/access-log.md`).
 //! - [`sparse_map`]: the access map, an insert-only sparse Merkle map with membership and
-//!   non-membership proofs, whose root every checkpoint carries (`specs/access-log.md` §5).
+//!   non-membership proofs, whose root every checkpoint carries (`specs/access-log.md` §13).
 //! - [`audit`]: a citizen's history bundle and its offline completeness verification.
 //! - [`auth`]: DID challenge/response and short-lived node-signed tokens for the audit API.
 //! - [`admission`]: the pure admission rules of the write path: decode, verify,

@@ -1,8 +1,8 @@
-//! The access map (`specs/access-log.md` §5): a verifiable, insert-only sparse Merkle map
+//! The access map (`specs/access-log.md` §13): a verifiable, insert-only sparse Merkle map
 //! from 256-bit keys (access-event tags) to 32-byte values, whose root every checkpoint
 //! carries. Holders prove that their tags are in it, and that the next tag is not.
 //!
-//! Tree shape (§5.2). A compact sparse Merkle tree with leaf shortcuts: walking a key's bits
+//! Tree shape (§13.2). A compact sparse Merkle tree with leaf shortcuts: walking a key's bits
 //! from the most significant, a subtree holding no key is [`EMPTY`], a subtree holding one
 //! key is that key's leaf (at the shallowest depth where the key is alone), and a subtree
 //! holding two or more keys is an internal node. Internal nodes are never collapsed into
@@ -25,11 +25,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::hash::Hash;
 
-/// The hash of an empty subtree, and the root of the empty map (§5.1). Not a BLAKE3 output
+/// The hash of an empty subtree, and the root of the empty map (§13.1). Not a BLAKE3 output
 /// anyone can find a preimage for, so it cannot stand for a non-empty subtree.
 pub const EMPTY: Hash = Hash([0u8; 32]);
 
-/// Domain tag in front of every hashed node (§5.1). It separates map nodes from the ledger's
+/// Domain tag in front of every hashed node (§13.1). It separates map nodes from the ledger's
 /// RFC 9162 nodes, which use the same 0x00/0x01 prefixes with BLAKE3; with it a node input
 /// is 78 bytes, still two BLAKE3 blocks, so the separation costs nothing.
 const DOMAIN: &[u8; 13] = b"dojang/map/v1";
@@ -42,7 +42,7 @@ pub const KEY_BITS: u16 = 256;
 /// Most siblings a proof can carry: a leaf sits at depth at most 256.
 pub const MAX_PROOF_SIBLINGS: usize = 256;
 
-/// Longest binary proof: tag, sibling count, a leaf, 256 siblings (§5.5).
+/// Longest binary proof: tag, sibling count, a leaf, 256 siblings (§13.5).
 pub const MAX_PROOF_LEN: usize = 3 + 64 + 32 * MAX_PROOF_SIBLINGS;
 
 /// How many levels of a path [`prove`] and [`get`] read per store call. A random key of a
@@ -50,7 +50,7 @@ pub const MAX_PROOF_LEN: usize = 3 + 64 + 32 * MAX_PROOF_SIBLINGS;
 /// nearly always suffices; deeper paths take one more call per 32 levels.
 pub const PATH_READ_LEVELS: u16 = 32;
 
-/// `H(DOMAIN || 0x00 || key || value)`: the leaf of `key` (§5.1). It commits to the whole
+/// `H(DOMAIN || 0x00 || key || value)`: the leaf of `key` (§13.1). It commits to the whole
 /// key, so a leaf that sits high in the tree (a shortcut) still names exactly one key.
 pub fn leaf_hash(key: &[u8; 32], value: &Hash) -> Hash {
     let mut h = blake3::Hasher::new();
@@ -61,7 +61,7 @@ pub fn leaf_hash(key: &[u8; 32], value: &Hash) -> Hash {
     Hash(*h.finalize().as_bytes())
 }
 
-/// `H(DOMAIN || 0x01 || left || right)`: an internal node (§5.1).
+/// `H(DOMAIN || 0x01 || left || right)`: an internal node (§13.1).
 pub fn node_hash(left: &Hash, right: &Hash) -> Hash {
     let mut h = blake3::Hasher::new();
     h.update(DOMAIN);
@@ -71,7 +71,7 @@ pub fn node_hash(left: &Hash, right: &Hash) -> Hash {
     Hash(*h.finalize().as_bytes())
 }
 
-/// Bit `i` of `key`, most significant first (§5.1). `i` is always below 256 here; a larger
+/// Bit `i` of `key`, most significant first (§13.1). `i` is always below 256 here; a larger
 /// `i` reads as 0.
 fn bit(key: &[u8; 32], i: u16) -> u8 {
     key.get(usize::from(i / 8)).map_or(0, |b| (b >> (7 - i % 8)) & 1)
@@ -96,7 +96,7 @@ fn masked(bits: &[u8; 32], depth: u16) -> [u8; 32] {
     out
 }
 
-/// Where a node sits: the first `depth` bits of the keys below it (§5.3). Bits beyond
+/// Where a node sits: the first `depth` bits of the keys below it (§13.3). Bits beyond
 /// `depth` are always zero, so each position has one identity and one storage key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct MapNodeId {
@@ -158,7 +158,7 @@ impl MapNodeId {
         Some(MapNodeId { depth: self.depth, prefix })
     }
 
-    /// The storage key (§5.3): depth as 2 bytes big-endian, then the `ceil(depth / 8)`
+    /// The storage key (§13.3): depth as 2 bytes big-endian, then the `ceil(depth / 8)`
     /// prefix bytes. Byte order of these keys is the order of [`MapNodeId`]: by depth, then
     /// by prefix, so one level of the tree is one contiguous key range.
     pub fn to_key_bytes(&self) -> Vec<u8> {
@@ -193,7 +193,7 @@ impl MapNodeId {
     }
 }
 
-/// A stored node (§5.3). Empty subtrees are not stored.
+/// A stored node (§13.3). Empty subtrees are not stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum MapNode {
     /// Two or more keys below; the node's hash (its children are stored at their own ids).
@@ -297,7 +297,7 @@ impl MapError {
     }
 }
 
-/// Why a proof does not verify (§5.6).
+/// Why a proof does not verify (§13.6).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MapVerifyError {
     #[error("proof has {got} siblings, a 256-bit key allows at most 256")]
@@ -434,7 +434,7 @@ enum Outcome {
     Descend(usize),
 }
 
-/// Inserts `items` (any order) and returns the new root and the node writes (§5.4). Fails
+/// Inserts `items` (any order) and returns the new root and the node writes (§13.4). Fails
 /// with [`MapError::DuplicateKey`] if a key repeats in the batch or is already stored; then
 /// nothing is to be written.
 ///
@@ -555,7 +555,7 @@ fn build(id: MapNodeId, items: &[Item], writes: &mut Vec<(MapNodeId, Option<MapN
     }
 }
 
-/// How a key's path ends (§5.5).
+/// How a key's path ends (§13.5).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
 pub enum Terminal {
@@ -569,7 +569,7 @@ pub enum Terminal {
     },
 }
 
-/// A proof about one key against a map root (§5.5): the siblings along the key's path,
+/// A proof about one key against a map root (§13.5): the siblings along the key's path,
 /// root first (`siblings[i]` is the child at depth `i + 1` on the side the key's bit `i`
 /// does not take), and the node where the path ends, at depth `siblings.len()`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -583,7 +583,7 @@ const TAG_EMPTY: u8 = 0x00;
 const TAG_LEAF: u8 = 0x01;
 
 impl MapProof {
-    /// Binary form (§5.5): tag (0x00 empty, 0x01 leaf), sibling count as 2 bytes
+    /// Binary form (§13.5): tag (0x00 empty, 0x01 leaf), sibling count as 2 bytes
     /// big-endian, for a leaf its key and value, then the siblings root first.
     pub fn encode(&self) -> Vec<u8> {
         let count = u16::try_from(self.siblings.len()).unwrap_or(u16::MAX);
@@ -720,7 +720,7 @@ fn walk(src: &impl MapSource, keys: &[[u8; 32]], with_siblings: bool) -> Result<
     Ok(paths)
 }
 
-/// The proof for `key`: membership if present, non-membership otherwise (§5.5).
+/// The proof for `key`: membership if present, non-membership otherwise (§13.5).
 pub fn prove(src: &impl MapSource, key: &[u8; 32]) -> Result<MapProof, MapError> {
     prove_many(src, std::slice::from_ref(key))?.pop().ok_or(MapError::Corrupt { depth: 0, reason: "lost track of a proof" })
 }
@@ -750,7 +750,7 @@ pub fn contains(src: &impl MapSource, key: &[u8; 32]) -> Result<bool, MapError> 
     Ok(get(src, key)?.is_some())
 }
 
-/// Folds a proof from its terminal's hash up to a root (§5.6 step 5).
+/// Folds a proof from its terminal's hash up to a root (§13.6 step 5).
 fn fold(key: &[u8; 32], proof: &MapProof, start: Hash) -> Hash {
     let mut h = start;
     for (i, sibling) in proof.siblings.iter().enumerate().rev() {
@@ -761,7 +761,7 @@ fn fold(key: &[u8; 32], proof: &MapProof, start: Hash) -> Hash {
     h
 }
 
-/// The checks both verifiers share (§5.6 steps 1–3): length, canonical terminal position.
+/// The checks both verifiers share (§13.6 steps 1–3): length, canonical terminal position.
 fn check_shape(proof: &MapProof) -> Result<(), MapVerifyError> {
     let d = proof.siblings.len();
     if d > MAX_PROOF_SIBLINGS {
@@ -776,7 +776,7 @@ fn check_shape(proof: &MapProof) -> Result<(), MapVerifyError> {
     Ok(())
 }
 
-/// §5.6 step 6.
+/// §13.6 step 6.
 fn check_root(computed: Hash, expected: &Hash) -> Result<(), MapVerifyError> {
     if computed != *expected {
         return Err(MapVerifyError::RootMismatch { computed, expected: *expected });
@@ -784,7 +784,7 @@ fn check_root(computed: Hash, expected: &Hash) -> Result<(), MapVerifyError> {
     Ok(())
 }
 
-/// Checks that `key` maps to `value` in the map with root `root` (§5.6).
+/// Checks that `key` maps to `value` in the map with root `root` (§13.6).
 pub fn verify_membership(root: &Hash, key: &[u8; 32], value: &Hash, proof: &MapProof) -> Result<(), MapVerifyError> {
     check_shape(proof)?;
     // Step 4: the terminal is this key's leaf with this value.
@@ -797,7 +797,7 @@ pub fn verify_membership(root: &Hash, key: &[u8; 32], value: &Hash, proof: &MapP
     check_root(fold(key, proof, start), root)
 }
 
-/// Checks that `key` is not in the map with root `root` (§5.6).
+/// Checks that `key` is not in the map with root `root` (§13.6).
 pub fn verify_non_membership(root: &Hash, key: &[u8; 32], proof: &MapProof) -> Result<(), MapVerifyError> {
     check_shape(proof)?;
     let d = proof.siblings.len();
@@ -861,7 +861,7 @@ mod tests {
         map
     }
 
-    // --- Reference model: the definition of §5.2, with no storage, bytes hashed by hand. ---
+    // --- Reference model: the definition of §13.2, with no storage, bytes hashed by hand. ---
 
     fn ref_leaf(key: &[u8; 32], value: &Hash) -> Hash {
         Hash(*blake3::hash(&[&b"dojang/map/v1\x00"[..], key, &value.0].concat()).as_bytes())
@@ -945,7 +945,7 @@ mod tests {
         assert_eq!(up.root.to_hex(), PINNED_ROOT);
     }
 
-    /// Computed independently (Python `blake3`, straight from §5.1–§5.2).
+    /// Computed independently (Python `blake3`, straight from §13.1–§13.2).
     const PINNED_ROOT: &str = "872f90d0cab63ef768ae9d025c2f8d0ff27e4951a73bf5b7ba8f168a1d142129";
 
     #[test]

@@ -1,5 +1,5 @@
-//! The access-log and citizen-audit endpoints (`specs/api.md` §4.16-4.21,
-//! `specs/access-log.md` §7): recording access events, DID challenge/token
+//! The access-log and citizen-audit endpoints (`specs/api.md` §4.16,
+//! `specs/access-log.md` §16): recording access events, DID challenge/token
 //! authentication, a subject's history with completeness proofs, the live feed, and the
 //! auditor's view.
 //!
@@ -97,7 +97,7 @@ fn json_body<T: serde::de::DeserializeOwned>(body: Result<Bytes, BytesRejection>
 }
 
 /// `POST /v1/access-events`: a batch `{"entries": [base64, …]}` of signed
-/// `access-event/v1` entries (§4.16). Any other kind is refused before sequencing.
+/// `access-event/v1` entries (access-log §16.6). Any other kind is refused before sequencing.
 async fn record_events(State(st): State<ApiState>, body: Result<Bytes, BytesRejection>) -> Result<Response, Problem> {
     let req: BatchRequest = json_body(body, "{\"entries\": [base64, …]}")?;
     if req.entries.len() > MAX_BATCH_ENTRIES {
@@ -144,7 +144,7 @@ fn parse_tag(s: &str) -> Result<[u8; 32], Problem> {
         .ok_or_else(|| Problem::new(StatusCode::BAD_REQUEST, "bad-tag", "bad tag", format!("tag {s:?} is not 64 hex digits")))
 }
 
-/// `GET /v1/access/tags/{tag}`: whether a slot tag is taken (§4.17). Recording agencies
+/// `GET /v1/access/tags/{tag}`: whether a slot tag is taken (access-log §16.6). Recording agencies
 /// use it to find a subject's next free slot. Tags are public on the ledger anyway.
 async fn tag_status(State(st): State<ApiState>, tag: Result<Path<String>, PathRejection>) -> Result<Response, Problem> {
     let Path(tag) = tag.map_err(path_problem)?;
@@ -181,7 +181,7 @@ fn current_document(st: &ApiState, did: &str) -> Result<serde_json::Value, Probl
     Err(unknown(format!("{:?} is neither a did:key nor a did:dojang", did.chars().take(120).collect::<String>())))
 }
 
-/// `POST /v1/auth/challenge {"did"}`: a challenge for the DID to sign (§7.1).
+/// `POST /v1/auth/challenge {"did"}`: a challenge for the DID to sign (§16.1).
 async fn challenge(State(st): State<ApiState>, body: Result<Bytes, BytesRejection>) -> Result<Response, Problem> {
     let req: ChallengeRequest = json_body(body, "{\"did\": …}")?;
     current_document(&st, &req.did)?;
@@ -216,7 +216,7 @@ fn expect<'a>(st: &'a ApiState, typ: &'static str) -> Expect<'a> {
     Expect { typ, aud: &st.ledger.signer().id, genesis_hash: &st.ledger.rules().genesis_hash, now_ms: st.clock.now_ms() }
 }
 
-/// `POST /v1/auth/token`: exchanges a signed challenge for a short-lived token (§7.2).
+/// `POST /v1/auth/token`: exchanges a signed challenge for a short-lived token (§16.2).
 async fn token(State(st): State<ApiState>, body: Result<Bytes, BytesRejection>) -> Result<Response, Problem> {
     let req: TokenRequest = json_body(body, "{\"challenge\", \"verificationMethod\", \"signature\"}")?;
     let node_vk = st.ledger.signer().key.verifying_key();
@@ -314,7 +314,7 @@ fn subject_chains(st: &ApiState, headers: &HeaderMap, subject: Option<&str>) -> 
     Ok((claims, chains))
 }
 
-/// `GET /v1/audit/history`: the caller's own events with completeness proofs (§7.3).
+/// `GET /v1/audit/history`: the caller's own events with completeness proofs (§16.3).
 async fn history(
     State(st): State<ApiState>,
     headers: HeaderMap,
@@ -333,7 +333,7 @@ async fn history(
 }
 
 /// `GET /v1/audit/feed`: server-sent events, one `access` event when a granted slot
-/// (normally the next one of each chain) fills (§7.4). Ends when the token expires.
+/// (normally the next one of each chain) fills (§16.4). Ends when the token expires.
 async fn feed(State(st): State<ApiState>, headers: HeaderMap) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, Problem> {
     let (claims, chains) = subject_chains(&st, &headers, None)?;
     let mut watch: HashMap<[u8; 32], (String, u32)> = HashMap::new();
@@ -421,7 +421,7 @@ struct AuditorQuery {
 }
 
 /// `GET /v1/audit/auditor?from=&limit=`: for a genesis auditor, the events sealed to its
-/// key from leaf index `from`, with inclusion proofs (§7.5).
+/// key from leaf index `from`, with inclusion proofs (§16.5).
 async fn auditor_events(
     State(st): State<ApiState>,
     headers: HeaderMap,

@@ -45,7 +45,7 @@ pub enum Table {
     /// holder pseudonym (32 bytes) || commitment (32 bytes) -> empty: the expiry feed index.
     Holders,
     /// access-map node id ([`dojang_core::sparse_map::MapNodeId::to_key_bytes`]) -> node
-    /// (`specs/access-log.md` §5): the sparse Merkle map committed in every checkpoint.
+    /// (`specs/access-log.md` §13, §14.4): the sparse Merkle map committed in every checkpoint.
     MapNodes,
     /// access-event tag (32 bytes) -> leaf index (u64 BE) of the event carrying it.
     AccessTags,
