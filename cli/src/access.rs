@@ -125,9 +125,13 @@ pub struct Who {
 pub struct HistoryArgs {
     #[command(flatten)]
     who: Who,
-    /// Also write the node's proven answer here, for `dojang audit verify`.
+    /// Also write the node's proven answer here, for `dojang audit verify` and `--since`.
     #[arg(long)]
     save: Option<PathBuf>,
+    /// A history saved earlier: prove the new one extends it (its checkpoint is extended,
+    /// every earlier event still in its slot) and report what is new.
+    #[arg(long)]
+    since: Option<PathBuf>,
 }
 
 /// A member of a JSON object, or null.
@@ -348,8 +352,20 @@ fn agency_name(genesis: &Genesis, did: &str) -> String {
     genesis.validators.iter().find(|v| v.did == did).map(|v| v.name.clone()).unwrap_or_else(|| did.to_owned())
 }
 
-/// Verifies and opens a history, then prints it.
-fn show_history(genesis: &Genesis, bundle: &HistoryBundle, subject: &SubjectKey, json: bool) -> anyhow::Result<()> {
+fn read_history(path: &Path) -> anyhow::Result<HistoryBundle> {
+    let text = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    serde_json::from_slice(&text).with_context(|| format!("{} is not a history", path.display()))
+}
+
+/// Verifies and opens a history, then prints it; `since` is (earlier size, new size, new
+/// events) when it was checked against a saved history.
+fn show_history(
+    genesis: &Genesis,
+    bundle: &HistoryBundle,
+    subject: &SubjectKey,
+    json: bool,
+    since: Option<(u64, u64, usize)>,
+) -> anyhow::Result<()> {
     let verified = audit::verify_history(genesis, bundle, subject, OsRng).context("the history does not verify")?;
     let events = verified.open(subject, &genesis.hash()).context("an event does not open")?;
     let cp = &verified.checkpoint;
@@ -375,6 +391,7 @@ fn show_history(genesis: &Genesis, bundle: &HistoryBundle, subject: &SubjectKey,
         "events": rows,
         "checkpoint": { "size": cp.checkpoint.size, "signers": cp.signers, "signed_power": cp.signed_power, "total_power": cp.total_power },
         "map_root": verified.map_root.to_hex(),
+        "since": since.map(|(from, to, new)| json!({ "saved_size": from, "size": to, "new_events": new, "extends_saved": true })),
     });
     emit(json, v, || {
         let mut s = format!("{:<24}  {:<28}  {:<14}  {:<22}  {}\n", "WHEN", "AGENCY", "OFFICIAL", "CATEGORY", "PURPOSE");
@@ -398,6 +415,11 @@ fn show_history(genesis: &Genesis, bundle: &HistoryBundle, subject: &SubjectKey,
             cp.signed_power,
             cp.total_power
         ));
+        if let Some((from, to, new)) = since {
+            s.push_str(&format!(
+                "\nExtends your saved history (tree size {from} → {to}, consistency proven): {new} new event(s), none removed or rewritten."
+            ));
+        }
         s
     });
     Ok(())
@@ -408,19 +430,47 @@ pub fn run_audit(cmd: AuditCmd, json: bool) -> anyhow::Result<()> {
         AuditCmd::History(a) => {
             let genesis = load_genesis(&a.who.genesis)?;
             let (key, did, subject) = subject_key(&a.who)?;
+            // The saved history is checked before anything is fetched.
+            let earlier = match &a.since {
+                Some(p) => {
+                    Some(audit::verify_history(&genesis, &read_history(p)?, &subject, OsRng).context("the saved history does not verify")?)
+                }
+                None => None,
+            };
             let bundle = fetch_history(&a.who.node, &genesis, &key, &did, &subject)?;
+            let since = match &earlier {
+                Some(e) => {
+                    let later = audit::verify_history(&genesis, &bundle, &subject, OsRng).context("the history does not verify")?;
+                    let (from, to) = (e.checkpoint.checkpoint.size, later.checkpoint.checkpoint.size);
+                    let consistency: Option<dojang_core::bundle::ConsistencyBundle> = if to > from && from > 0 {
+                        let v = client::get_json(&a.who.node, &format!("/v1/proofs/consistency?from={from}&to={to}"), &[])
+                            .map_err(|(_, _, e)| e)?;
+                        Some(serde_json::from_value(v).context("the consistency proof is malformed")?)
+                    } else {
+                        None
+                    };
+                    let earlier_at_zero = from == 0;
+                    let new = if earlier_at_zero {
+                        // An empty tree is extended by every tree; the saved history had no events.
+                        later.events.len()
+                    } else {
+                        audit::verify_extension(&genesis, e, &later, consistency.as_ref())
+                            .context("the node's history does not extend the saved one")?
+                    };
+                    Some((from, to, new))
+                }
+                None => None,
+            };
             if let Some(p) = &a.save {
                 std::fs::write(p, serde_json::to_vec_pretty(&bundle)?).with_context(|| format!("cannot write {}", p.display()))?;
             }
-            show_history(&genesis, &bundle, &subject, json)
+            show_history(&genesis, &bundle, &subject, json, since)
         }
         AuditCmd::Verify { genesis, key, did, file } => {
             let genesis = load_genesis(&genesis)?;
             let (_, key) = KeyFile::load(&key)?;
             let subject = SubjectKey::from_ed25519(&key, &did)?;
-            let text = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
-            let bundle: HistoryBundle = serde_json::from_slice(&text).with_context(|| format!("{} is not a history", file.display()))?;
-            show_history(&genesis, &bundle, &subject, json)
+            show_history(&genesis, &read_history(&file)?, &subject, json, None)
         }
         AuditCmd::Watch { who, count } => watch(&who, count, json),
         AuditCmd::Auditor { node, genesis, key, from } => {

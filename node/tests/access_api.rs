@@ -591,3 +591,40 @@ async fn no_subject_identifier_reaches_the_ledger_or_rocksdb() {
     }
     assert!(scanned > 5_000, "only {scanned} bytes on disk");
 }
+
+#[tokio::test]
+async fn a_later_history_must_extend_the_saved_one() {
+    let net = Net::start(StorageKind::Memory).await;
+    seed_events(&net).await;
+    let alice = net.subject(ALICE);
+    let earlier = audit::verify_history(&net.genesis, &net.alice_bundle().await, &alice, OsRng).unwrap();
+    net.record_ok(&[net.event(W1, ALICE, 3, "tax", 20, &[]), net.event(W2, ALICE, 2, "tax", 21, &[])]).await;
+    let later = audit::verify_history(&net.genesis, &net.alice_bundle().await, &alice, OsRng).unwrap();
+    let (from, to) = (earlier.checkpoint.checkpoint.size, later.checkpoint.checkpoint.size);
+    let c: dojang_core::bundle::ConsistencyBundle = serde_json::from_slice(
+        &call_with("GET", net.url(&format!("/v1/proofs/consistency?from={from}&to={to}")), vec![], vec![]).await.body,
+    )
+    .unwrap();
+    assert_eq!(audit::verify_extension(&net.genesis, &earlier, &later, Some(&c)).unwrap(), 2);
+    // Without the proof, or backwards: refused.
+    assert!(matches!(audit::verify_extension(&net.genesis, &earlier, &later, None), Err(AuditError::Fork(_))));
+    assert!(matches!(audit::verify_extension(&net.genesis, &later, &earlier, Some(&c)), Err(AuditError::Older { .. })));
+    // A forked ledger under the same genesis (same validator key, other events): its
+    // history cannot pass as an extension of this one's.
+    let other = Net::start(StorageKind::Memory).await;
+    // Batches of 4, 3 and 2 events: it publishes a checkpoint at the same size 7 as `net`.
+    let bob = |j: u32| other.event(W2, BOB, j, "tax", 10 + u64::from(j), &[]);
+    other.record_ok(&[other.event(W1, ALICE, 0, "criminal-record", 1, &[]), bob(0), bob(1), bob(2)]).await;
+    other.record_ok(&[bob(3), bob(4), bob(5)]).await;
+    other.record_ok(&[bob(6), bob(7)]).await;
+    let forked = audit::verify_history(&other.genesis, &other.alice_bundle().await, &alice, OsRng).unwrap();
+    let (f_from, f_to) = (earlier.checkpoint.checkpoint.size, forked.checkpoint.checkpoint.size);
+    assert!(f_to > f_from);
+    let a = call_with("GET", other.url(&format!("/v1/proofs/consistency?from={f_from}&to={f_to}")), vec![], vec![]).await;
+    assert_eq!(a.status, 200, "{}", a.text());
+    let fc: dojang_core::bundle::ConsistencyBundle = serde_json::from_slice(&a.body).unwrap();
+    let r = audit::verify_extension(&net.genesis, &earlier, &forked, Some(&fc));
+    assert!(matches!(r, Err(AuditError::Fork(_))), "{r:?}");
+    net.node.stop().await;
+    other.node.stop().await;
+}

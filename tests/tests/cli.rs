@@ -349,7 +349,9 @@ fn access_log_and_citizen_audit_through_the_cli() {
         "law.tax-basic-act",
     ]);
     assert_eq!(r["slot"], 5, "{r}");
-    let h2 = ok_json(&[&["--json", "audit", "history"][..], &who[..]].concat());
+    let h2 = ok_json(&[&["--json", "audit", "history", "--since", &saved][..], &who[..]].concat());
+    assert_eq!(h2["since"]["new_events"], 1, "{h2}");
+    assert_eq!(h2["since"]["extends_saved"], true);
     let events = h2["events"].as_array().unwrap();
     assert_eq!(events.len(), 6);
     assert!(events.iter().any(|e| e["official"] == "officer-0031" && e["purpose"] == "law.tax-basic-act"));

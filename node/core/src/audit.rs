@@ -233,6 +233,12 @@ pub enum AuditError {
     SlotMismatch { index: u64, found: u32, expected: u32 },
     #[error("event at index {index} names writer {found:?}, but was signed by {expected:?}")]
     WriterMismatch { index: u64, found: String, expected: String },
+    #[error("the new history is at tree size {later}, older than the saved one at {earlier}")]
+    Older { earlier: u64, later: u64 },
+    #[error("the new checkpoint does not extend the saved one: {0}")]
+    Fork(String),
+    #[error("chain {writer:?} slot {slot} held entry {earlier} in the saved history but {later} now: history was rewritten")]
+    Rewritten { writer: String, slot: u32, earlier: String, later: String },
 }
 
 impl AuditError {
@@ -348,6 +354,53 @@ pub fn verify_history(
     }
     events.sort_by_key(|e| e.index);
     Ok(VerifiedHistory { checkpoint: cp, map_root: root, events, counts })
+}
+
+/// §15.3: checks that `later` extends `earlier` — its checkpoint extends the earlier one
+/// (the consistency bundle, whose checkpoints must be the two histories' checkpoints) and
+/// every event of `earlier` is still in the same slot as the same leaf. Returns how many
+/// events are new. With both complete from slot 0, nothing can be removed or back-dated
+/// between the two checkpoints.
+pub fn verify_extension(
+    genesis: &Genesis,
+    earlier: &VerifiedHistory,
+    later: &VerifiedHistory,
+    consistency: Option<&crate::bundle::ConsistencyBundle>,
+) -> Result<usize, AuditError> {
+    let (a, b) = (&earlier.checkpoint.checkpoint, &later.checkpoint.checkpoint);
+    if b.size < a.size {
+        return Err(AuditError::Older { earlier: a.size, later: b.size });
+    }
+    if b.size == a.size {
+        if a.root != b.root {
+            return Err(AuditError::Fork(format!("two roots at size {}: {} and {}", a.size, a.root, b.root)));
+        }
+    } else {
+        let c = consistency.ok_or_else(|| AuditError::Fork("no consistency proof between the two checkpoints".into()))?;
+        let (_, new) = c.verify_extends(genesis, a).map_err(|e| AuditError::Fork(e.to_string()))?;
+        if new.checkpoint.size != b.size || new.checkpoint.root != b.root {
+            return Err(AuditError::Fork(format!(
+                "the consistency proof ends at size {}, not at the new history's {}",
+                new.checkpoint.size, b.size
+            )));
+        }
+    }
+    let now: BTreeMap<(&str, u32), (&Hash, u64)> =
+        later.events.iter().map(|e| ((e.writer.as_str(), e.slot), (&e.leaf_hash, e.index))).collect();
+    for e in &earlier.events {
+        match now.get(&(e.writer.as_str(), e.slot)) {
+            Some((leaf, index)) if **leaf == e.leaf_hash && *index == e.index => {}
+            other => {
+                return Err(AuditError::Rewritten {
+                    writer: e.writer.clone(),
+                    slot: e.slot,
+                    earlier: format!("{} at index {}", e.leaf_hash, e.index),
+                    later: other.map(|(l, i)| format!("{l} at index {i}")).unwrap_or_else(|| "nothing".into()),
+                });
+            }
+        }
+    }
+    Ok(later.events.len().saturating_sub(earlier.events.len()))
 }
 
 impl VerifiedHistory {
