@@ -336,6 +336,11 @@ async fn a_non_subject_is_refused_and_learns_nothing() {
     )]);
     net.history(&bob_token, &bad, "").await.problem(400, "bad-grant");
     net.history(&bob_token, "!!", "").await.problem(400, "bad-grant");
+    // Grants opening more slots than one request may derive.
+    let wide: Vec<ChainGrant> =
+        alice.pair_key(&dk(W1).key_id()).unwrap().grant(0, 5 << 16).unwrap().iter().map(|n| ChainGrant::new(&dk(W1).key_id(), n)).collect();
+    let detail = net.history(&bob_token, &audit::encode_grants(&wide), "").await.problem(400, "bad-grant");
+    assert!(detail.contains("over the limit"), "{detail}");
     net.node.stop().await;
 }
 

@@ -38,6 +38,8 @@ use crate::ledger::{ChainRequest, LedgerError};
 /// Most challenges awaiting an answer or remembered as answered; beyond it new
 /// challenges are refused with 503 until old ones expire.
 const MAX_OPEN_CHALLENGES: usize = 100_000;
+/// Most slots all grants of one request may open (each costs a GGM walk and a hash).
+const MAX_REQUEST_SLOTS: u64 = 1 << 18;
 /// Most events one auditor page returns.
 const MAX_AUDITOR_PAGE: usize = 1000;
 
@@ -285,6 +287,16 @@ fn subject_chains(st: &ApiState, headers: &HeaderMap, subject: Option<&str>) -> 
         Problem::new(StatusCode::BAD_REQUEST, "bad-grant", "grant required", format!("send the slot grants in the {GRANT_HEADER} header"))
     })?;
     let grants = audit::decode_grants(text).map_err(|e| audit_problem(&e))?;
+    // Each slot costs a GGM walk and a hash: bound the work one request can ask for.
+    let slots: u64 = grants.iter().map(|g| 1u64 << (32 - u32::from(g.depth.min(32)))).sum();
+    if slots > MAX_REQUEST_SLOTS {
+        return Err(Problem::new(
+            StatusCode::BAD_REQUEST,
+            "bad-grant",
+            "grant too large",
+            format!("the grants open {slots} slots, over the limit of {MAX_REQUEST_SLOTS} per request"),
+        ));
+    }
     let writers = audit::writer_keys(&st.ledger.rules().genesis);
     let mut chains: Vec<ChainRequest> = Vec::new();
     for g in &grants {
