@@ -20,7 +20,6 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use base64::Engine as _;
 use dojang_core::audit::{self, GRANT_HEADER};
 use dojang_core::auth::{self, Claims, Expect, Role};
 use dojang_core::did_key::DidKey;
@@ -30,9 +29,7 @@ use rand_core::{OsRng, RngCore};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{
-    ApiState, BatchRequest, MAX_BATCH_ENTRIES, Problem, admission_problem, body_problem, ledger_problem, path_problem, query_problem,
-};
+use super::{ApiState, BatchRequest, Problem, body_problem, ledger_problem, path_problem, query_problem};
 use crate::ledger::{ChainRequest, LedgerError};
 
 /// Most challenges awaiting an answer or remembered as answered; beyond it new
@@ -102,41 +99,17 @@ fn json_body<T: serde::de::DeserializeOwned>(body: Result<Bytes, BytesRejection>
 /// `access-event/v1` entries (access-log §16.6). Any other kind is refused before sequencing.
 async fn record_events(State(st): State<ApiState>, body: Result<Bytes, BytesRejection>) -> Result<Response, Problem> {
     let req: BatchRequest = json_body(body, "{\"entries\": [base64, …]}")?;
-    if req.entries.len() > MAX_BATCH_ENTRIES {
-        return Err(Problem::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "batch-too-large",
-            "batch too large",
-            format!("batch has {} entries, over the limit of {MAX_BATCH_ENTRIES}", req.entries.len()),
-        ));
-    }
-    let mut decoded = Vec::with_capacity(req.entries.len());
-    for (i, e) in req.entries.iter().enumerate() {
-        let bytes = base64::engine::general_purpose::STANDARD.decode(e).map_err(|_| {
-            Problem::new(StatusCode::BAD_REQUEST, "bad-base64", "entry is not base64", format!("entries[{i}] is not standard base64"))
-        })?;
-        // Only the envelope's kind is looked at here; the write path checks everything.
-        match Entry::decode(&bytes) {
-            Ok(entry) if entry.kind != Kind::AccessEvent => {
-                return Err(Problem::new(
-                    StatusCode::BAD_REQUEST,
-                    "wrong-kind",
-                    "not an access event",
-                    format!("entries[{i}] is a {} entry; this endpoint takes access-event/v1 only", entry.kind.name()),
-                ));
-            }
-            _ => decoded.push(bytes),
-        }
-    }
-    let outcomes = st.write.submit(decoded).await.map_err(|e| super::sequencer_problem(&e))?;
-    let results: Vec<serde_json::Value> = outcomes
-        .iter()
-        .map(|o| match o {
-            Ok(r) => json!({"index": r.index, "leaf_hash": r.leaf_hash, "tree_size": r.tree_size}),
-            Err(e) => json!({"error": admission_problem(e).body()}),
-        })
-        .collect();
-    Ok(Json(json!({ "results": results })).into_response())
+    // Only the envelope's kind is looked at here; the write path checks everything.
+    super::submit_batch(&st, &req, |i, bytes| match Entry::decode(bytes) {
+        Ok(entry) if entry.kind != Kind::AccessEvent => Err(Problem::new(
+            StatusCode::BAD_REQUEST,
+            "wrong-kind",
+            "not an access event",
+            format!("entries[{i}] is a {} entry; this endpoint takes access-event/v1 only", entry.kind.name()),
+        )),
+        _ => Ok(()),
+    })
+    .await
 }
 
 fn parse_tag(s: &str) -> Result<[u8; 32], Problem> {

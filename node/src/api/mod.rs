@@ -293,34 +293,7 @@ async fn submit(State(st): State<ApiState>, headers: HeaderMap, body: Result<Byt
             let req: BatchRequest = serde_json::from_slice(&body).map_err(|e| {
                 Problem::new(StatusCode::BAD_REQUEST, "bad-json", "malformed json", format!("expected {{\"entries\": [base64, …]}}: {e}"))
             })?;
-            if req.entries.len() > MAX_BATCH_ENTRIES {
-                return Err(Problem::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "batch-too-large",
-                    "batch too large",
-                    format!("batch has {} entries, over the limit of {MAX_BATCH_ENTRIES}", req.entries.len()),
-                ));
-            }
-            let mut decoded = Vec::with_capacity(req.entries.len());
-            for (i, e) in req.entries.iter().enumerate() {
-                decoded.push(base64::engine::general_purpose::STANDARD.decode(e).map_err(|_| {
-                    Problem::new(
-                        StatusCode::BAD_REQUEST,
-                        "bad-base64",
-                        "entry is not base64",
-                        format!("entries[{i}] is not standard base64"),
-                    )
-                })?);
-            }
-            let outcomes = st.write.submit(decoded).await.map_err(|e| sequencer_problem(&e))?;
-            let results: Vec<serde_json::Value> = outcomes
-                .iter()
-                .map(|o| match o {
-                    Ok(r) => json!({"index": r.index, "leaf_hash": r.leaf_hash, "tree_size": r.tree_size}),
-                    Err(e) => json!({"error": admission_problem(e).body()}),
-                })
-                .collect();
-            Ok(Json(json!({ "results": results })).into_response())
+            submit_batch(&st, &req, |_, _| Ok(())).await
         }
         other => Err(Problem::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -329,6 +302,36 @@ async fn submit(State(st): State<ApiState>, headers: HeaderMap, body: Result<Byt
             format!("content type {other:?} is not application/octet-stream or application/json"),
         )),
     }
+}
+
+/// Decodes a JSON batch (bounded), lets `check` refuse an entry before sequencing, submits
+/// it and answers one result per entry, in order.
+async fn submit_batch(st: &ApiState, req: &BatchRequest, check: impl Fn(usize, &[u8]) -> Result<(), Problem>) -> Result<Response, Problem> {
+    if req.entries.len() > MAX_BATCH_ENTRIES {
+        return Err(Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "batch-too-large",
+            "batch too large",
+            format!("batch has {} entries, over the limit of {MAX_BATCH_ENTRIES}", req.entries.len()),
+        ));
+    }
+    let mut decoded = Vec::with_capacity(req.entries.len());
+    for (i, e) in req.entries.iter().enumerate() {
+        let bytes = base64::engine::general_purpose::STANDARD.decode(e).map_err(|_| {
+            Problem::new(StatusCode::BAD_REQUEST, "bad-base64", "entry is not base64", format!("entries[{i}] is not standard base64"))
+        })?;
+        check(i, &bytes)?;
+        decoded.push(bytes);
+    }
+    let outcomes = st.write.submit(decoded).await.map_err(|e| sequencer_problem(&e))?;
+    let results: Vec<serde_json::Value> = outcomes
+        .iter()
+        .map(|o| match o {
+            Ok(r) => json!({"index": r.index, "leaf_hash": r.leaf_hash, "tree_size": r.tree_size}),
+            Err(e) => json!({"error": admission_problem(e).body()}),
+        })
+        .collect();
+    Ok(Json(json!({ "results": results })).into_response())
 }
 
 fn wants_json(headers: &HeaderMap) -> bool {

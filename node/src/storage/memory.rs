@@ -32,16 +32,7 @@ impl KvBackend for MemoryBackend {
     }
 
     fn scan_prefix(&self, table: Table, prefix: &[u8], limit: usize) -> Result<super::KvPairs, StorageError> {
-        let t = self.tables.read().map_err(|_| poisoned())?;
-        Ok(t.get(&table)
-            .map(|m| {
-                m.range(prefix.to_vec()..)
-                    .take_while(|(k, _)| k.starts_with(prefix))
-                    .take(limit)
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect()
-            })
-            .unwrap_or_default())
+        self.scan_from(table, prefix, prefix, limit)
     }
 
     fn scan_from(&self, table: Table, prefix: &[u8], start: &[u8], limit: usize) -> Result<super::KvPairs, StorageError> {

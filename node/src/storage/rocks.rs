@@ -74,16 +74,7 @@ impl KvBackend for RocksBackend {
     }
 
     fn scan_prefix(&self, table: Table, prefix: &[u8], limit: usize) -> Result<super::KvPairs, StorageError> {
-        let cf = self.cf(table)?;
-        let mut out = Vec::new();
-        for item in self.db.iterator_cf(cf, rocksdb::IteratorMode::From(prefix, rocksdb::Direction::Forward)) {
-            let (k, v) = item.map_err(backend)?;
-            if !k.starts_with(prefix) || out.len() >= limit {
-                break;
-            }
-            out.push((k.to_vec(), v.to_vec()));
-        }
-        Ok(out)
+        self.scan_from(table, prefix, prefix, limit)
     }
 
     fn scan_from(&self, table: Table, prefix: &[u8], start: &[u8], limit: usize) -> Result<super::KvPairs, StorageError> {

@@ -110,30 +110,14 @@ impl Answer {
 
 /// One HTTP request; any status is an [`Answer`], only a transport error panics.
 pub async fn call(method: &str, url: String, content_type: Option<&str>, accept: Option<&str>, body: Vec<u8>) -> Answer {
-    let method = method.to_owned();
-    let ct = content_type.map(str::to_owned);
-    let acc = accept.map(str::to_owned);
-    tokio::task::spawn_blocking(move || {
-        let mut req = ureq::request(&method, &url);
-        if let Some(c) = ct {
-            req = req.set("Content-Type", &c);
-        }
-        if let Some(a) = acc {
-            req = req.set("Accept", &a);
-        }
-        let resp = match if body.is_empty() && method == "GET" { req.call() } else { req.send_bytes(&body) } {
-            Ok(r) => r,
-            Err(ureq::Error::Status(_, r)) => r,
-            Err(e) => panic!("transport error: {e}"),
-        };
-        let status = resp.status();
-        let content_type = resp.header("Content-Type").unwrap_or("").to_owned();
-        let mut body = Vec::new();
-        std::io::Read::read_to_end(&mut resp.into_reader(), &mut body).unwrap();
-        Answer { status, content_type, body }
-    })
-    .await
-    .unwrap()
+    let mut headers = Vec::new();
+    if let Some(c) = content_type {
+        headers.push(("Content-Type".to_owned(), c.to_owned()));
+    }
+    if let Some(a) = accept {
+        headers.push(("Accept".to_owned(), a.to_owned()));
+    }
+    call_with(method, url, headers, body).await
 }
 
 /// One HTTP request with extra headers; any status is an [`Answer`].
