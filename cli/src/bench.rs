@@ -597,10 +597,11 @@ pub fn access(args: AccessBenchArgs) -> anyhow::Result<()> {
     let next_slot = std::cell::RefCell::new(vec![0u32; writers.len()]);
     let mut nonces = vec![0u64; writers.len()];
     let mut rng = Rng(0xA11CE);
-    let now = crate::devnet::now_ms();
     // Signs the next `n` events (position `from`..): fillers, and the citizen's at every
     // `every`-th position, sealed for real. Signing is the agencies' cost: two threads.
     let mut make = |from: u64, n: u64, rng: &mut Rng| -> anyhow::Result<Vec<Vec<u8>>> {
+        // Stamped when signed: a long fill must stay within the admission clock skew.
+        let now = crate::devnet::now_ms();
         let mut unsigned = Vec::with_capacity(n as usize);
         let mut next_slot = next_slot.borrow_mut();
         for pos in from..from + n {
@@ -709,6 +710,9 @@ pub fn access(args: AccessBenchArgs) -> anyhow::Result<()> {
                     }
                 }
                 size += n;
+                if size % 1_000_000 < n {
+                    eprintln!("bench access: {size} events on the ledger ({:.0} s)", fill.elapsed().as_secs_f64());
+                }
             }
             let fill_secs = fill.elapsed().as_secs_f64();
             let url = node.url();
