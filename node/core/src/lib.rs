@@ -26,6 +26,8 @@
 //!   as pure functions (negotiation, options, status codes, result rendering).
 //! - [`admission`]: the pure admission rules of the write path: decode, verify,
 //!   authorise, replay-check (§6).
+//! - [`vc`]: W3C Verifiable Credentials 2.0 with Data Integrity EdDSA proofs, JSON-LD and
+//!   RDFC-1.0, presentations and Bitstring Status Lists on the ledger (`specs/credentials.md`).
 //! - [`bundle`]: offline proof bundles: an entry or a tree extension proven against a
 //!   checkpoint that a quorum signed (§7).
 
@@ -43,6 +45,7 @@ pub mod merkle;
 pub mod registry;
 pub mod resolution;
 pub mod signature;
+pub mod vc;
 mod text;
 
 #[cfg(test)]
