@@ -122,6 +122,8 @@ pub fn write_chain(args: &GenesisInitArgs) -> anyhow::Result<Genesis> {
             queue_bytes: 256 << 20,
             max_request_bytes: 16 << 20,
             storage: StorageKind::Rocksdb,
+            tls: None,
+            credentials: None,
         };
         let p = args.out.join(format!("node-{i}.toml"));
         let text =

@@ -112,6 +112,7 @@ struct BatchState {
     registry_changes: Vec<u64>,
     documents: HashMap<Hash, DocumentRecord>,
     new_holders: Vec<(String, Hash)>,
+    status_lists: crate::status_lists::Staged,
 }
 
 /// The ledger of one node.
@@ -224,7 +225,10 @@ impl Ledger {
                 Kind::DidOperation => self.apply_did_operation(&mut staged.dids, &c, index)?,
                 Kind::TrustRegistryChange => self.apply_registry_change(&mut staged, &c, index),
                 Kind::DocumentIssuance | Kind::DocumentRevocation => self.apply_document(&mut staged, &c, index)?,
-                Kind::AccessEvent | Kind::StatusListUpdate => Ok(()),
+                Kind::StatusListUpdate => {
+                    crate::status_lists::apply(self, &mut staged.status_lists, staged.registry.as_ref(), &c, index)?
+                }
+                Kind::AccessEvent => Ok(()),
             };
             if let Err(e) = verdict {
                 out.push(Err(e));
@@ -386,6 +390,7 @@ impl Ledger {
                 value: serde_json::to_vec(&record).map_err(corrupt("document"))?,
             });
         }
+        crate::status_lists::stage(&mut staged.status_lists, lb)?;
         for (holder, commitment) in staged.new_holders.drain(..) {
             let mut key = holder_key(&holder);
             key.extend_from_slice(&commitment.0);
@@ -410,7 +415,7 @@ impl Ledger {
     }
 
     /// An entry with its inclusion proof against the tree of `size` leaves.
-    fn entry_proof(&self, index: u64, size: u64) -> Result<EntryProof, LedgerError> {
+    pub(crate) fn entry_proof(&self, index: u64, size: u64) -> Result<EntryProof, LedgerError> {
         let bytes = self.store.entry(index)?.ok_or(LedgerError::NoSuchEntry { index, size })?;
         Ok(EntryProof {
             index,
@@ -420,7 +425,7 @@ impl Ledger {
     }
 
     /// Ledger indices of the registry changes below `size`.
-    fn registry_change_indices(&self, size: u64) -> Result<Vec<u64>, LedgerError> {
+    pub(crate) fn registry_change_indices(&self, size: u64) -> Result<Vec<u64>, LedgerError> {
         let raw = self.store.state(Table::Registry, REGISTRY_CHANGES)?.unwrap_or_default();
         Ok(raw.chunks_exact(8).filter_map(|c| c.try_into().ok().map(u64::from_be_bytes)).filter(|i| *i < size).collect())
     }
@@ -595,7 +600,7 @@ impl Ledger {
     }
 
     /// Resolves an optional requested size to a published checkpoint (latest by default).
-    fn checkpoint_for(&self, size: Option<u64>) -> Result<SignedCheckpoint, LedgerError> {
+    pub(crate) fn checkpoint_for(&self, size: Option<u64>) -> Result<SignedCheckpoint, LedgerError> {
         let text = self.checkpoint_text(size)?;
         SignedCheckpoint::parse(&text).map_err(|e| LedgerError::CorruptCheckpoint(e.to_string()))
     }

@@ -36,6 +36,7 @@ pub enum Payload {
     Registry(crate::registry::RegistryChange),
     Issuance(crate::documents::Issuance),
     Status(crate::documents::StatusChange),
+    StatusList(crate::vc::status_list::StatusListUpdate),
 }
 
 impl Candidate {
@@ -69,6 +70,16 @@ impl Candidate {
     }
 }
 
+impl Candidate {
+    /// The status-list update (`specs/credentials.md` §6.2), from admission's decoding.
+    pub fn status_list_update(&self) -> Result<crate::vc::status_list::StatusListUpdate, crate::vc::status_list::StatusListError> {
+        match &self.payload {
+            Payload::StatusList(u) => Ok(u.clone()),
+            _ => crate::vc::status_list::StatusListUpdate::decode(&self.entry.payload),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AdmissionError {
     #[error(transparent)]
@@ -85,6 +96,8 @@ pub enum AdmissionError {
     Registry(#[from] crate::registry::RegistryError),
     #[error(transparent)]
     Document(#[from] crate::documents::DocumentError),
+    #[error(transparent)]
+    StatusList(#[from] crate::vc::status_list::StatusListError),
 }
 
 impl AdmissionError {
@@ -102,6 +115,7 @@ impl AdmissionError {
             AdmissionError::DidOperation(_) => "invalid-did-operation",
             AdmissionError::Registry(e) => e.slug(),
             AdmissionError::Document(e) => e.slug(),
+            AdmissionError::StatusList(e) => e.slug(),
         }
     }
 }
@@ -163,8 +177,8 @@ impl Rules {
     }
 
     /// Step 3 (§6.3): who may write what, as far as it can be told without ledger state.
-    /// Access events and status-list updates need a writer key of a genesis agency; DID
-    /// operations, registry changes and document entries carry their authority in ledger
+    /// Access events need a writer key of a genesis agency; DID
+    /// operations, registry changes, document entries and status-list updates carry their authority in ledger
     /// state or in approvals, checked when the batch is applied. Returns the decoded
     /// payload for the apply step.
     pub fn authorize(&self, entry: &Entry) -> Result<Payload, AdmissionError> {
@@ -194,7 +208,10 @@ impl Rules {
                 c.validate()?;
                 Ok(Payload::Status(c))
             }
-            Kind::AccessEvent | Kind::StatusListUpdate => {
+            // Issuer authority comes from the registry and the list's state, checked when
+            // the batch is applied (`specs/credentials.md` §6.4).
+            Kind::StatusListUpdate => Ok(Payload::StatusList(crate::vc::status_list::StatusListUpdate::decode(&entry.payload)?)),
+            Kind::AccessEvent => {
                 if self.genesis.agency_of_writer(&entry.author).is_some() {
                     Ok(Payload::Opaque)
                 } else {

@@ -26,6 +26,9 @@ use crate::metrics::Metrics;
 use crate::sequencer::SequencerError;
 use crate::writepath::WritePath;
 
+pub mod tls;
+mod vc;
+
 /// Largest number of entries in one JSON batch submission.
 pub const MAX_BATCH_ENTRIES: usize = 10_000;
 
@@ -37,6 +40,7 @@ pub struct ApiState {
     pub genesis_json: Arc<String>,
     pub did_answers: Arc<DidAnswerCache>,
     pub clock: Arc<dyn crate::clock::Clock>,
+    pub credentials: Arc<crate::credentials::CredentialService>,
 }
 
 /// Rendered did:dojang answers, reused while the DID has no new operation and the
@@ -91,6 +95,14 @@ pub fn router(state: ApiState, max_body: usize) -> Router {
         .route("/v1/documents/expiring", get(expiring_documents))
         .route("/v1/documents/{commitment}", get(get_document))
         .route("/v1/registry", get(get_registry))
+        .route("/credentials/issue", post(vc::issue))
+        .route("/credentials/verify", post(vc::verify))
+        .route("/credentials/status", post(vc::update_status))
+        .route("/presentations/challenge", post(vc::challenge))
+        .route("/presentations/verify", post(vc::verify_presentation))
+        .route("/v1/status-lists", post(vc::create_list))
+        .route("/v1/status-lists/{id}", get(vc::get_list))
+        .route("/v1/status-lists/{id}/{index}", get(vc::get_bit))
         .route("/healthz", get(healthz))
         .route("/metrics", get(render_metrics))
         .fallback(not_found)
@@ -165,7 +177,7 @@ fn admission_problem(e: &AdmissionError) -> Problem {
         AdmissionError::Unauthorized { .. } => (StatusCode::FORBIDDEN, "not authorised"),
         AdmissionError::Replay { .. } => (StatusCode::CONFLICT, "replayed nonce"),
         AdmissionError::DidOperation(_) => (StatusCode::BAD_REQUEST, "invalid did operation"),
-        AdmissionError::Registry(_) | AdmissionError::Document(_) => {
+        AdmissionError::Registry(_) | AdmissionError::Document(_) | AdmissionError::StatusList(_) => {
             let slug = e.slug();
             let forbidden = [
                 "not-authorized",
@@ -176,6 +188,7 @@ fn admission_problem(e: &AdmissionError) -> Problem {
                 "unknown-issuer-key",
                 "status-unauthorized",
                 "invalid-approval",
+                "list-unauthorized",
             ];
             if forbidden.iter().any(|s| slug.contains(s)) {
                 (StatusCode::FORBIDDEN, "not authorised")

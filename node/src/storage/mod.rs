@@ -44,10 +44,13 @@ pub enum Table {
     Documents,
     /// holder pseudonym (32 bytes) || commitment (32 bytes) -> empty: the expiry feed index.
     Holders,
+    /// `m` || list id -> a status list's state (JSON); `b` || list id -> its bits
+    /// (`specs/credentials.md` §6.3).
+    StatusLists,
 }
 
 impl Table {
-    pub const ALL: [Table; 10] = [
+    pub const ALL: [Table; 11] = [
         Table::Entries,
         Table::Nodes,
         Table::LeafIndex,
@@ -58,6 +61,7 @@ impl Table {
         Table::Registry,
         Table::Documents,
         Table::Holders,
+        Table::StatusLists,
     ];
 
     pub fn name(self) -> &'static str {
@@ -72,6 +76,7 @@ impl Table {
             Table::Registry => "registry",
             Table::Documents => "documents",
             Table::Holders => "holders",
+            Table::StatusLists => "status_lists",
         }
     }
 }

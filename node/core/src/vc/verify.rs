@@ -99,6 +99,16 @@ impl VerificationResult {
         self.problems.push(Problem { problem_type: format!("urn:dojang:problem:{slug}"), title: title.to_owned(), detail });
     }
 
+    /// Adds a passed check computed outside the core (a node's replay memory, §7.3).
+    pub fn pass_check(&mut self, check: &'static str, detail: &str) {
+        self.pass(check, Some(detail.to_owned()));
+    }
+
+    /// Adds a failed check computed outside the core, with its problem.
+    pub fn fail_check(&mut self, check: &'static str, slug: &str, title: &str, detail: String) {
+        self.fail(check, slug, title, detail);
+    }
+
     /// The status of a check by name.
     pub fn status_of(&self, check: &str) -> Option<CheckStatus> {
         self.checks.iter().find(|c| c.check == check).map(|c| c.status)
