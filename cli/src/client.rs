@@ -80,3 +80,13 @@ pub fn post_batch(node: &str, entries: &[Vec<u8>]) -> anyhow::Result<serde_json:
     let resp = agent().post(&url(node, "/v1/entries")).send_json(body).map_err(|e| explain(node, e))?;
     resp.into_json().with_context(|| format!("node {node} sent results that are not json"))
 }
+
+/// POSTs JSON, with `Authorization: Bearer <token>` when given; returns the JSON answer.
+pub fn post_json_auth(node: &str, path: &str, body: &serde_json::Value, token: Option<&str>) -> anyhow::Result<serde_json::Value> {
+    let mut req = agent().post(&url(node, path));
+    if let Some(t) = token {
+        req = req.set("Authorization", &format!("Bearer {t}"));
+    }
+    let resp = req.send_json(body).map_err(|e| explain(node, e))?;
+    resp.into_json().with_context(|| format!("node {node} answered with something that is not json"))
+}

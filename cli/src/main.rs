@@ -9,8 +9,10 @@
 mod bench;
 mod client;
 mod devnet;
+mod devnet_vc;
 mod did;
 mod doc;
+mod vc;
 
 use std::path::{Path, PathBuf};
 
@@ -54,6 +56,12 @@ enum Cmd {
     /// The trusted-issuer registry: show (proven), propose, approve, submit changes.
     #[command(subcommand)]
     Registry(doc::RegistryCmd),
+    /// Verifiable credentials: issue, verify (proven, or offline), present; status lists.
+    #[command(subcommand)]
+    Vc(vc::VcCmd),
+    /// Verifiable presentations: verify (with the node's replay protection).
+    #[command(subcommand)]
+    Vp(vc::VpCmd),
     /// Sign an entry and submit it to a node.
     Submit(SubmitArgs),
     /// Checkpoints.
@@ -220,6 +228,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Did(cmd) => did::run(cmd, json)?,
         Cmd::Doc(cmd) => doc::run_doc(cmd, json)?,
         Cmd::Registry(cmd) => doc::run_registry(cmd, json)?,
+        Cmd::Vc(cmd) => vc::run_vc(cmd, json)?,
+        Cmd::Vp(cmd) => vc::run_vp(cmd, json)?,
         Cmd::Checkpoint(CheckpointCmd::Verify { genesis, file, node }) => {
             let g = load_genesis(&genesis)?;
             let text = match (file, node) {

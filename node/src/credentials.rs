@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use dojang_core::did_dojang::{VersionSelector, format_rfc3339_ms};
+use dojang_core::did_dojang::VersionSelector;
 use dojang_core::did_key::DidKey;
 use dojang_core::entry::{Kind, UnsignedEntry};
 use dojang_core::registry::Registry;
@@ -186,7 +186,7 @@ impl CredentialService {
         {
             m.insert("issuer".into(), Value::String(issuer.did.clone()));
         }
-        let created = format_rfc3339_ms(self.clock.now_ms());
+        let created = dojang_core::vc::created_at(self.clock.now_ms());
         Ok(verify::issue_credential(&credential, &issuer.key, &issuer.vm, suite, &created)?)
     }
 

@@ -163,6 +163,13 @@ pub fn types(v: &Value) -> Vec<&str> {
     }
 }
 
+/// The `created` value for a proof made at `now_ms`: xsd:dateTime with seconds precision,
+/// rounded **up**, so that resolving the signer's DID as of `created` (§5.2) includes every
+/// version made before the signature, even within the same second.
+pub fn created_at(now_ms: u64) -> String {
+    crate::did_dojang::format_rfc3339_ms(now_ms.div_ceil(1000).saturating_mul(1000))
+}
+
 /// Parses credential JSON text with the size bound of §5.1.
 pub fn parse_document(text: &[u8]) -> Result<Value, VcError> {
     if text.len() > MAX_DOCUMENT_LEN {
