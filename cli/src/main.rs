@@ -7,6 +7,7 @@
 //! non-zero exit.
 
 mod bench;
+mod bench_vc;
 mod client;
 mod devnet;
 mod devnet_vc;
@@ -172,6 +173,9 @@ enum BenchCmd {
     Did(bench::DidBenchArgs),
     /// Document issuance throughput and verification latency at scale.
     Docs(bench::DocsBenchArgs),
+    /// Credentials: eddsa-jcs-2022 and eddsa-rdfc-2022 verify rates beside raw Ed25519, and
+    /// the status-check cost at 10^6 credentials per list.
+    Vc(bench_vc::VcBenchArgs),
 }
 
 fn main() {
@@ -304,6 +308,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Bench(BenchCmd::Ledger(args)) => bench::ledger(args)?,
         Cmd::Bench(BenchCmd::Did(args)) => bench::did(args)?,
         Cmd::Bench(BenchCmd::Docs(args)) => bench::docs(args)?,
+        Cmd::Bench(BenchCmd::Vc(args)) => bench_vc::vc(args)?,
     }
     Ok(())
 }

@@ -9,6 +9,7 @@
 //! - [`verify`]: credential verification with separate checks in the VC-API result shape
 //!   (§5); [`presentation`]: holder-signed presentations bound to a challenge and a
 //!   domain (§7).
+//! - [`zip215`]: ZIP 215 verification on curve25519-dalek 4 (the ledger's rule, faster).
 //! - [`status_list`]: Bitstring Status Lists anchored on the ledger, with offline proofs
 //!   of one bit (§6).
 
@@ -19,6 +20,7 @@ pub mod rdfc;
 pub mod status_list;
 pub mod suite;
 pub mod verify;
+pub mod zip215;
 
 use serde_json::{Map, Value};
 

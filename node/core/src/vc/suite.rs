@@ -5,8 +5,9 @@
 //! SHA-256(canonical document)`, 64 bytes), Ed25519 over that hash, and `proofValue` the
 //! base58btc multibase of the 64-byte signature.
 //!
-//! Signing uses ed25519-dalek; verification follows ZIP 215 through
-//! [`crate::signature::verify`], like every other signature of the ledger.
+//! Signing uses ed25519-dalek; verification follows ZIP 215, like every other signature of
+//! the ledger, through [`super::zip215::verify`] (the same rule on the faster
+//! curve25519-dalek 4 arithmetic).
 
 use ed25519_dalek::{Signer as _, SigningKey};
 use serde::Serialize;
@@ -278,7 +279,7 @@ pub fn verify_proof(secured: &Value, public_key: &[u8; 32]) -> Result<ParsedProo
         }
     }
     let h = hashes(proof.suite, &unsecured, &options)?;
-    if crate::signature::verify(public_key, &h.hash_data, &proof.signature) {
+    if super::zip215::verify(public_key, &h.hash_data, &proof.signature) {
         Ok(proof)
     } else {
         Err(VcError::BadSignature)
