@@ -145,7 +145,8 @@ fn status_cost(args: &VcBenchArgs, issuer: &SigningKey) -> anyhow::Result<serde_
     let mut nonce = 0u64;
     let mut submit = |u: &StatusListUpdate| -> anyhow::Result<()> {
         nonce += 1;
-        let e = UnsignedEntry { kind: Kind::StatusListUpdate, author: ik.key_id(), nonce, timestamp_ms: now, payload: u.encode() }.sign(issuer, &gh)?;
+        let e = UnsignedEntry { kind: Kind::StatusListUpdate, author: ik.key_id(), nonce, timestamp_ms: now, payload: u.encode() }
+            .sign(issuer, &gh)?;
         let out = rt.block_on(parts.write.submit(vec![e.encode()?]))?;
         match out.into_iter().next() {
             Some(Ok(_)) => Ok(()),
@@ -198,7 +199,8 @@ fn status_cost(args: &VcBenchArgs, issuer: &SigningKey) -> anyhow::Result<serde_
         *b |= 0x80 >> (i % 8);
     }
     seq += 1;
-    let single = StatusListUpdate { list: list.into(), sequence: seq, create: None, set: vec![i], clear: vec![], root: status_list::root(&bits) };
+    let single =
+        StatusListUpdate { list: list.into(), sequence: seq, create: None, set: vec![i], clear: vec![], root: status_list::root(&bits) };
     let single_bytes = single.encode().len();
     submit(&single)?;
     let single_update_ms = t.elapsed().as_secs_f64() * 1000.0;

@@ -28,7 +28,11 @@ fn issuer_create_op(issuer: &SigningKey) -> DidOperation {
     let dk = DidKey::from_verifying_key(&issuer.verifying_key());
     DidOperation::Create(CreateOp {
         document: DocumentContent {
-            verification_method: vec![VerificationMethod { id: "#key-1".into(), method_type: "Multikey".into(), public_key_multibase: dk.multibase() }],
+            verification_method: vec![VerificationMethod {
+                id: "#key-1".into(),
+                method_type: "Multikey".into(),
+                public_key_multibase: dk.multibase(),
+            }],
             authentication: vec!["#key-1".into()],
             assertion_method: vec!["#key-1".into()],
             ..Default::default()
@@ -105,7 +109,9 @@ pub fn demo_entries(genesis: &Genesis, validator: &SigningKey, issuer: &SigningK
         change.approve(&v.id, validator, &gh);
     }
     out.push(sign(Kind::TrustRegistryChange, &ik.key_id(), issuer, 71, change.encode())?);
-    for (n, (list, purpose)) in [(REVOCATION_LIST, StatusPurpose::Revocation), (SUSPENSION_LIST, StatusPurpose::Suspension)].into_iter().enumerate() {
+    for (n, (list, purpose)) in
+        [(REVOCATION_LIST, StatusPurpose::Revocation), (SUSPENSION_LIST, StatusPurpose::Suspension)].into_iter().enumerate()
+    {
         let bits = vec![0u8; (status_list::MIN_LIST_BITS / 8) as usize];
         let update = StatusListUpdate {
             list: list.into(),
@@ -123,8 +129,9 @@ pub fn demo_entries(genesis: &Genesis, validator: &SigningKey, issuer: &SigningK
 /// Issues the demo mobile ID to the citizen through the node's credential service and
 /// writes it to `<dir>/vc/mobile-id.json`.
 pub fn issue_demo_credential(dir: &Path, parts: &NodeParts, cfg: Option<&CredentialsConfig>, citizen_did: &str) -> anyhow::Result<PathBuf> {
-    let service = CredentialService::new(parts.ledger.clone(), parts.write.clone(), std::sync::Arc::new(dojang_node::clock::SystemClock), cfg)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let service =
+        CredentialService::new(parts.ledger.clone(), parts.write.clone(), std::sync::Arc::new(dojang_node::clock::SystemClock), cfg)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
     let now = crate::devnet::now_ms();
     let entry = |list: &str, purpose: &str| {
         json!({"id": format!("{list}#{DEMO_INDEX}"), "type": "BitstringStatusListEntry", "statusPurpose": purpose,

@@ -199,7 +199,8 @@ struct ProvenEnv {
 }
 
 fn registry_from(genesis: &Genesis, answer: &Value) -> anyhow::Result<Registry> {
-    let proofs: Vec<EntryProof> = serde_json::from_value(answer.get("changes").cloned().unwrap_or_default()).context("registry answer without change proofs")?;
+    let proofs: Vec<EntryProof> =
+        serde_json::from_value(answer.get("changes").cloned().unwrap_or_default()).context("registry answer without change proofs")?;
     let cp = answer.get("checkpoint").and_then(Value::as_str).context("registry answer without checkpoint")?;
     let (_, entries) = dojang_core::bundle::verify_entries(genesis, cp, &proofs)?;
     let changes = entries.iter().map(|(i, e)| Ok((*i, RegistryChange::from_entry(e)?))).collect::<anyhow::Result<Vec<_>>>()?;
@@ -211,7 +212,12 @@ impl ProvenEnv {
         let answer: Value = serde_json::from_str(&client::get_text(node, "/v1/registry")?).context("the registry answer is not json")?;
         let registry = registry_from(&genesis, &answer).context("the registry proof does not verify")?;
         let saved = json!({ "checkpoint": answer.get("checkpoint"), "changes": answer.get("changes") });
-        Ok(ProvenEnv { genesis, node: Some(node.to_owned()), registry, bundle: RefCell::new(VcBundle { registry: Some(saved), ..Default::default() }) })
+        Ok(ProvenEnv {
+            genesis,
+            node: Some(node.to_owned()),
+            registry,
+            bundle: RefCell::new(VcBundle { registry: Some(saved), ..Default::default() }),
+        })
     }
 
     fn offline(genesis: Genesis, bundle: VcBundle) -> anyhow::Result<ProvenEnv> {
@@ -354,7 +360,8 @@ pub fn run_vc(cmd: VcCmd, json: bool) -> anyhow::Result<()> {
             };
             let r = verify_credential(&vc, &env, now);
             if let Some(p) = save {
-                std::fs::write(&p, serde_json::to_string_pretty(&*env.bundle.borrow())?).with_context(|| format!("cannot write {}", p.display()))?;
+                std::fs::write(&p, serde_json::to_string_pretty(&*env.bundle.borrow())?)
+                    .with_context(|| format!("cannot write {}", p.display()))?;
             }
             print_result(json, &r)?;
         }
@@ -377,7 +384,13 @@ pub fn run_vc(cmd: VcCmd, json: bool) -> anyhow::Result<()> {
         VcCmd::Status { node, token_file, list, index, clear } => {
             let body = json!({ "statusListCredential": list, "statusListIndex": index.to_string(), "status": !clear });
             let a = client::post_json_auth(&node, "/credentials/status", &body, Some(&token(&token_file)?))?;
-            emit(json, a.clone(), || format!("bit {index} of {list} {} (ledger index {})", if clear { "cleared" } else { "set" }, a.pointer("/receipt/index").unwrap_or(&Value::Null)));
+            emit(json, a.clone(), || {
+                format!(
+                    "bit {index} of {list} {} (ledger index {})",
+                    if clear { "cleared" } else { "set" },
+                    a.pointer("/receipt/index").unwrap_or(&Value::Null)
+                )
+            });
         }
         VcCmd::ListCreate { node, token_file, id, purpose, credential_type, size } => {
             let body = json!({ "id": id, "purpose": purpose, "credentialType": credential_type, "size": size });
@@ -417,7 +430,12 @@ fn print_value_result(json: bool, r: &Value) -> anyhow::Result<()> {
         let failed: Vec<&str> = r
             .get("checks")
             .and_then(Value::as_array)
-            .map(|a| a.iter().filter(|c| c.get("status").and_then(Value::as_str) == Some("failed")).filter_map(|c| c.get("check").and_then(Value::as_str)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter(|c| c.get("status").and_then(Value::as_str) == Some("failed"))
+                    .filter_map(|c| c.get("check").and_then(Value::as_str))
+                    .collect()
+            })
             .unwrap_or_default();
         bail!("verification failed: {}", failed.join(", "))
     }

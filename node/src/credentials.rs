@@ -129,7 +129,12 @@ fn token_hash(t: &str) -> [u8; 32] {
 }
 
 impl CredentialService {
-    pub fn new(ledger: Arc<Ledger>, write: Arc<WritePath>, clock: Arc<dyn Clock>, cfg: Option<&CredentialsConfig>) -> Result<Self, CredentialError> {
+    pub fn new(
+        ledger: Arc<Ledger>,
+        write: Arc<WritePath>,
+        clock: Arc<dyn Clock>,
+        cfg: Option<&CredentialsConfig>,
+    ) -> Result<Self, CredentialError> {
         let issuer = match cfg {
             None => None,
             Some(c) => {
@@ -137,10 +142,14 @@ impl CredentialService {
                 let token = std::fs::read_to_string(&c.api_token_file)
                     .map_err(|e| CredentialError::Config(format!("cannot read {}: {e}", c.api_token_file.display())))?;
                 if token.trim().len() < 32 {
-                    return Err(CredentialError::Config(format!("{}: the token must be at least 32 characters", c.api_token_file.display())));
+                    return Err(CredentialError::Config(format!(
+                        "{}: the token must be at least 32 characters",
+                        c.api_token_file.display()
+                    )));
                 }
                 let did = c.issuer_did.clone().unwrap_or_else(|| kf.did.clone());
-                let vm = c.verification_method.clone().unwrap_or_else(|| if did == kf.did { kf.key_id.clone() } else { format!("{did}#key-1") });
+                let vm =
+                    c.verification_method.clone().unwrap_or_else(|| if did == kf.did { kf.key_id.clone() } else { format!("{did}#key-1") });
                 if did_of(&vm) != did {
                     return Err(CredentialError::Config(format!("verification_method {vm} is not a method of {did}")));
                 }
@@ -197,11 +206,17 @@ impl CredentialService {
         let now = self.clock.now_ms();
         let last = self.ledger.last_nonce(&issuer.key_id)?.unwrap_or(0);
         let nonce = last.saturating_add(1).max(now.saturating_mul(1000));
-        let entry = UnsignedEntry { kind: Kind::StatusListUpdate, author: issuer.key_id.clone(), nonce, timestamp_ms: now, payload: update.encode() }
-            .sign(&issuer.key, &self.ledger.rules().genesis_hash)
-            .map_err(|e| CredentialError::BadRequest(e.to_string()))?
-            .encode()
-            .map_err(|e| CredentialError::BadRequest(e.to_string()))?;
+        let entry = UnsignedEntry {
+            kind: Kind::StatusListUpdate,
+            author: issuer.key_id.clone(),
+            nonce,
+            timestamp_ms: now,
+            payload: update.encode(),
+        }
+        .sign(&issuer.key, &self.ledger.rules().genesis_hash)
+        .map_err(|e| CredentialError::BadRequest(e.to_string()))?
+        .encode()
+        .map_err(|e| CredentialError::BadRequest(e.to_string()))?;
         let mut results = self.write.submit(vec![entry]).await.map_err(|e| CredentialError::Submit(e.to_string()))?;
         match results.pop() {
             Some(Ok(r)) => Ok(r),
@@ -211,7 +226,13 @@ impl CredentialService {
     }
 
     /// Creates a status list of the configured issuer (§6.2, §8.3).
-    pub async fn create_list(&self, id: &str, purpose: StatusPurpose, size: u64, credential_type: &str) -> Result<crate::ledger::Receipt, CredentialError> {
+    pub async fn create_list(
+        &self,
+        id: &str,
+        purpose: StatusPurpose,
+        size: u64,
+        credential_type: &str,
+    ) -> Result<crate::ledger::Receipt, CredentialError> {
         let _guard = self.status_lock.lock().await;
         let len = usize::try_from(size / 8).map_err(|_| CredentialError::BadRequest("size too large".into()))?;
         let bits = vec![0u8; len.min((status_list::MAX_LIST_BITS / 8) as usize)];
@@ -234,9 +255,14 @@ impl CredentialService {
         if index >= state.size {
             return Err(CredentialError::BadRequest(format!("index {index} is beyond the list's {} bits", state.size)));
         }
-        let byte = usize::try_from(index / 8).ok().and_then(|i| bits.get_mut(i)).ok_or_else(|| CredentialError::BadRequest("index".into()))?;
+        let byte =
+            usize::try_from(index / 8).ok().and_then(|i| bits.get_mut(i)).ok_or_else(|| CredentialError::BadRequest("index".into()))?;
         let mask = 0x80u8 >> (index % 8);
-        if status { *byte |= mask } else { *byte &= !mask }
+        if status {
+            *byte |= mask
+        } else {
+            *byte &= !mask
+        }
         let update = StatusListUpdate {
             list: id.to_owned(),
             sequence: state.sequence.saturating_add(1),
@@ -278,7 +304,12 @@ impl CredentialService {
     /// node-issued challenge is consumed on success (its domain must match, if it had one);
     /// a verifier-supplied challenge is accepted once, within [`CHALLENGE_TTL_MS`] of the
     /// proof's `created`, and remembered that long.
-    pub fn verify_presentation(&self, vp: &Value, challenge: Option<String>, domain: String) -> Result<VerificationResult, CredentialError> {
+    pub fn verify_presentation(
+        &self,
+        vp: &Value,
+        challenge: Option<String>,
+        domain: String,
+    ) -> Result<VerificationResult, CredentialError> {
         let now = self.clock.now_ms();
         let issued = {
             let map = self.issued.lock().unwrap_or_else(|p| p.into_inner());
@@ -295,7 +326,8 @@ impl CredentialService {
         }
         let env = self.environment();
         let mut result = presentation::verify_presentation(vp, &env, now, &Expected { challenge: challenge.clone(), domain });
-        let created = vp.get("proof").and_then(|p| p.get("created")).and_then(Value::as_str).and_then(dojang_core::did_dojang::parse_rfc3339);
+        let created =
+            vp.get("proof").and_then(|p| p.get("created")).and_then(Value::as_str).and_then(dojang_core::did_dojang::parse_rfc3339);
         let mut used = self.used.lock().unwrap_or_else(|p| p.into_inner());
         used.retain(|_, until| *until > now);
         if used.contains_key(&challenge) {
@@ -338,7 +370,8 @@ impl Environment for LedgerEnv<'_> {
         Ok(&self.registry)
     }
     fn status(&self, list: &str, index: u64) -> Result<StatusAnswer, String> {
-        let (state, bits) = crate::status_lists::load(self.ledger, list).map_err(|e| e.to_string())?.ok_or("no such status list on this ledger")?;
+        let (state, bits) =
+            crate::status_lists::load(self.ledger, list).map_err(|e| e.to_string())?.ok_or("no such status list on this ledger")?;
         if index >= state.size {
             return Err(format!("index {index} is beyond the list's {} bits", state.size));
         }

@@ -225,9 +225,7 @@ impl Ledger {
                 Kind::DidOperation => self.apply_did_operation(&mut staged.dids, &c, index)?,
                 Kind::TrustRegistryChange => self.apply_registry_change(&mut staged, &c, index),
                 Kind::DocumentIssuance | Kind::DocumentRevocation => self.apply_document(&mut staged, &c, index)?,
-                Kind::StatusListUpdate => {
-                    crate::status_lists::apply(self, &mut staged.status_lists, staged.registry.as_ref(), &c, index)?
-                }
+                Kind::StatusListUpdate => crate::status_lists::apply(self, &mut staged.status_lists, staged.registry.as_ref(), &c, index)?,
                 Kind::AccessEvent => Ok(()),
             };
             if let Err(e) = verdict {

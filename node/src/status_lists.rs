@@ -39,7 +39,10 @@ pub fn load(ledger: &Ledger, id: &str) -> Result<Option<(StatusListState, Vec<u8
         serde_json::from_slice(&meta).map_err(|e| LedgerError::CorruptState { what: "status list", reason: e.to_string() })?;
     let bits = store.state(Table::StatusLists, &bits_key(id))?.unwrap_or_default();
     if bits.len() as u64 * 8 != state.size {
-        return Err(LedgerError::CorruptState { what: "status list bits", reason: format!("{} bytes for {} bits", bits.len(), state.size) });
+        return Err(LedgerError::CorruptState {
+            what: "status list bits",
+            reason: format!("{} bytes for {} bits", bits.len(), state.size),
+        });
     }
     Ok(Some((state, bits)))
 }

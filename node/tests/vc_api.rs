@@ -115,7 +115,13 @@ fn unsigned(subject: &str, index: u64) -> Value {
 }
 
 fn failed(result: &Value) -> Vec<String> {
-    result["checks"].as_array().unwrap().iter().filter(|c| c["status"] == "failed").map(|c| c["check"].as_str().unwrap().to_owned()).collect()
+    result["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["status"] == "failed")
+        .map(|c| c["check"].as_str().unwrap().to_owned())
+        .collect()
 }
 
 fn first_problem(result: &Value) -> String {
@@ -139,29 +145,49 @@ async fn issue_verify_status_and_presentations_over_http() {
     // Operator authentication.
     let body = json!({"credential": unsigned(&hk.did(), 5)});
     post(format!("{url}/credentials/issue"), None, body.clone()).await.problem(401, "unauthenticated");
-    post(format!("{url}/credentials/issue"), Some("wrong-token-wrong-token-wrong-token"), body.clone()).await.problem(401, "unauthenticated");
+    post(format!("{url}/credentials/issue"), Some("wrong-token-wrong-token-wrong-token"), body.clone())
+        .await
+        .problem(401, "unauthenticated");
     post(format!("{url}/v1/status-lists"), None, json!({"id": REV, "purpose": "revocation", "credentialType": "MobileIdCredential"}))
         .await
         .problem(401, "unauthenticated");
 
     // Status lists, created through the write path by the issuer key.
     for (id, purpose) in [(REV, "revocation"), (SUS, "suspension")] {
-        let a = post(format!("{url}/v1/status-lists"), Some(TOKEN), json!({"id": id, "purpose": purpose, "credentialType": "MobileIdCredential"})).await;
+        let a = post(
+            format!("{url}/v1/status-lists"),
+            Some(TOKEN),
+            json!({"id": id, "purpose": purpose, "credentialType": "MobileIdCredential"}),
+        )
+        .await;
         assert_eq!(a.status, 201, "{}", a.text());
     }
-    post(format!("{url}/v1/status-lists"), Some(TOKEN), json!({"id": REV, "purpose": "revocation", "credentialType": "MobileIdCredential"}))
-        .await
-        .problem(409, "status-list-already-exists");
-    post(format!("{url}/v1/status-lists"), Some(TOKEN), json!({"id": "urn:dojang:status-list:x", "purpose": "revocation", "credentialType": "PassportCredential"}))
-        .await
-        .problem(403, "status-list-unauthorized");
+    post(
+        format!("{url}/v1/status-lists"),
+        Some(TOKEN),
+        json!({"id": REV, "purpose": "revocation", "credentialType": "MobileIdCredential"}),
+    )
+    .await
+    .problem(409, "status-list-already-exists");
+    post(
+        format!("{url}/v1/status-lists"),
+        Some(TOKEN),
+        json!({"id": "urn:dojang:status-list:x", "purpose": "revocation", "credentialType": "PassportCredential"}),
+    )
+    .await
+    .problem(403, "status-list-unauthorized");
 
     // Issue under both suites; verify.
     let a = post(format!("{url}/credentials/issue"), Some(TOKEN), body.clone()).await;
     assert_eq!(a.status, 201, "{}", a.text());
     let vc = a.json()["verifiableCredential"].clone();
     assert_eq!(vc["issuer"], DidKey::from_verifying_key(&key(2).verifying_key()).did());
-    let a = post(format!("{url}/credentials/issue"), Some(TOKEN), json!({"credential": unsigned(&hk.did(), 6), "options": {"cryptosuite": "eddsa-rdfc-2022"}})).await;
+    let a = post(
+        format!("{url}/credentials/issue"),
+        Some(TOKEN),
+        json!({"credential": unsigned(&hk.did(), 6), "options": {"cryptosuite": "eddsa-rdfc-2022"}}),
+    )
+    .await;
     assert_eq!(a.status, 201, "{}", a.text());
     let vc_rdfc = a.json()["verifiableCredential"].clone();
     for v in [&vc, &vc_rdfc] {
@@ -176,7 +202,8 @@ async fn issue_verify_status_and_presentations_over_http() {
     let r = verify(&url, &t).await;
     assert_eq!(failed(&r), ["proof"]);
     assert_eq!(first_problem(&r), "urn:dojang:problem:vc-bad-signature");
-    let a = post(format!("{url}/credentials/verify"), None, json!({"verifiableCredential": vc, "options": {"at": "2031-06-01T00:00:00Z"}})).await;
+    let a = post(format!("{url}/credentials/verify"), None, json!({"verifiableCredential": vc, "options": {"at": "2031-06-01T00:00:00Z"}}))
+        .await;
     assert_eq!(failed(&a.json()), ["validity"]);
     post(format!("{url}/credentials/verify"), None, json!({"credential": vc})).await.problem(400, "bad-request");
     post(format!("{url}/credentials/issue"), Some(TOKEN), json!({"credential": {"@context": ["https://evil.example/x"]}}))
@@ -227,7 +254,11 @@ async fn issue_verify_status_and_presentations_over_http() {
     let upd = StatusListUpdate {
         list: "urn:dojang:status-list:evil".into(),
         sequence: 0,
-        create: Some(ListCreation { purpose: StatusPurpose::Revocation, size: status_list::MIN_LIST_BITS, credential_type: "MobileIdCredential".into() }),
+        create: Some(ListCreation {
+            purpose: StatusPurpose::Revocation,
+            size: status_list::MIN_LIST_BITS,
+            credential_type: "MobileIdCredential".into(),
+        }),
         set: vec![],
         clear: vec![],
         root: status_list::root(&vec![0u8; 16384]),
@@ -237,7 +268,9 @@ async fn issue_verify_status_and_presentations_over_http() {
         .unwrap()
         .encode()
         .unwrap();
-    support::call("POST", format!("{url}/v1/entries"), Some("application/octet-stream"), None, e).await.problem(403, "status-list-unauthorized");
+    support::call("POST", format!("{url}/v1/entries"), Some("application/octet-stream"), None, e)
+        .await
+        .problem(403, "status-list-unauthorized");
 
     // Presentations: node-issued challenge, verified once; replay, wrong domain, wrong challenge.
     let vc2 = verify_ok_vc(&url, &hk.did()).await;
@@ -245,7 +278,17 @@ async fn issue_verify_status_and_presentations_over_http() {
     assert_eq!(a.status, 201);
     let challenge = a.json()["challenge"].as_str().unwrap().to_owned();
     let created = dojang_core::vc::created_at(T0);
-    let vp = present(&hk.did(), std::slice::from_ref(&vc2), &holder, &hk.key_id(), &challenge, "bank.example.kr", &created, Cryptosuite::EddsaJcs2022).unwrap();
+    let vp = present(
+        &hk.did(),
+        std::slice::from_ref(&vc2),
+        &holder,
+        &hk.key_id(),
+        &challenge,
+        "bank.example.kr",
+        &created,
+        Cryptosuite::EddsaJcs2022,
+    )
+    .unwrap();
     let req = |c: &str, d: &str| json!({"verifiablePresentation": vp, "options": {"challenge": c, "domain": d}});
     let a = post(format!("{url}/presentations/verify"), None, req(&challenge, "bank.example.kr")).await;
     assert_eq!(a.json()["verified"], true, "{}", a.text());
@@ -257,14 +300,30 @@ async fn issue_verify_status_and_presentations_over_http() {
     let a = post(format!("{url}/presentations/verify"), None, req(&challenge, "evil.example")).await;
     assert!(failed(&a.json()).contains(&"domain".to_owned()), "{}", a.text());
     // A verifier-supplied challenge: accepted once near the clock, then a replay.
-    let vp2 = present(&hk.did(), std::slice::from_ref(&vc2), &holder, &hk.key_id(), "verifier-nonce-1", "shop.example", &created, Cryptosuite::EddsaRdfc2022).unwrap();
+    let vp2 = present(
+        &hk.did(),
+        std::slice::from_ref(&vc2),
+        &holder,
+        &hk.key_id(),
+        "verifier-nonce-1",
+        "shop.example",
+        &created,
+        Cryptosuite::EddsaRdfc2022,
+    )
+    .unwrap();
     let req2 = json!({"verifiablePresentation": vp2, "options": {"challenge": "verifier-nonce-1", "domain": "shop.example"}});
     assert_eq!(post(format!("{url}/presentations/verify"), None, req2.clone()).await.json()["verified"], true);
     assert_eq!(failed(&post(format!("{url}/presentations/verify"), None, req2).await.json()), ["replay"]);
     // Far from the clock, a verifier-supplied challenge is refused as stale.
     clock.set(T0 + 3_600_000);
-    let vp3 = present(&hk.did(), &[vc2], &holder, &hk.key_id(), "verifier-nonce-2", "shop.example", &created, Cryptosuite::EddsaJcs2022).unwrap();
-    let a = post(format!("{url}/presentations/verify"), None, json!({"verifiablePresentation": vp3, "options": {"challenge": "verifier-nonce-2", "domain": "shop.example"}})).await;
+    let vp3 =
+        present(&hk.did(), &[vc2], &holder, &hk.key_id(), "verifier-nonce-2", "shop.example", &created, Cryptosuite::EddsaJcs2022).unwrap();
+    let a = post(
+        format!("{url}/presentations/verify"),
+        None,
+        json!({"verifiablePresentation": vp3, "options": {"challenge": "verifier-nonce-2", "domain": "shop.example"}}),
+    )
+    .await;
     assert_eq!(first_problem(&a.json()), "urn:dojang:problem:vp-stale");
     node.stop().await;
 }

@@ -45,8 +45,8 @@ pub mod merkle;
 pub mod registry;
 pub mod resolution;
 pub mod signature;
-pub mod vc;
 mod text;
+pub mod vc;
 
 #[cfg(test)]
 pub(crate) mod testing;

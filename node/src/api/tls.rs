@@ -18,8 +18,10 @@ use super::{ApiState, router};
 /// (TLS 1.2 and 1.3, ring provider, ALPN `http/1.1`). Errors name the file.
 pub fn server_config(cert: &Path, key: &Path) -> std::io::Result<rustls::ServerConfig> {
     let bad = |what: &Path, e: String| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{}: {e}", what.display()));
-    let certs: Vec<CertificateDer<'static>> =
-        CertificateDer::pem_file_iter(cert).map_err(|e| bad(cert, e.to_string()))?.collect::<Result<_, _>>().map_err(|e| bad(cert, e.to_string()))?;
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .map_err(|e| bad(cert, e.to_string()))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| bad(cert, e.to_string()))?;
     if certs.is_empty() {
         return Err(bad(cert, "no certificate found".into()));
     }

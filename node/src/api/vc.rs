@@ -63,7 +63,11 @@ struct IssueOptions {
 
 /// `POST /credentials/issue` (api §4.16): operator-authenticated; 201 with the signed
 /// credential.
-pub(super) async fn issue(State(st): State<ApiState>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<Response, Problem> {
+pub(super) async fn issue(
+    State(st): State<ApiState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, Problem> {
     st.credentials.authenticate(bearer(&headers)).map_err(|e| cred_problem(&e))?;
     let req: IssueRequest = parse_json(body)?;
     let vc = st.credentials.issue(req.credential, req.options.cryptosuite.as_deref()).map_err(|e| cred_problem(&e))?;
@@ -115,13 +119,15 @@ pub(super) async fn challenge(State(st): State<ApiState>, body: Result<Bytes, By
     let req: ChallengeRequest = if body.is_empty() {
         ChallengeRequest::default()
     } else {
-        serde_json::from_slice(&body).map_err(|e| Problem::new(StatusCode::BAD_REQUEST, "bad-request", "invalid json request", e.to_string()))?
+        serde_json::from_slice(&body)
+            .map_err(|e| Problem::new(StatusCode::BAD_REQUEST, "bad-request", "invalid json request", e.to_string()))?
     };
     if req.domain.as_ref().is_some_and(|d| d.is_empty() || d.len() > 256) {
         return Err(Problem::new(StatusCode::BAD_REQUEST, "bad-request", "invalid request", "domain must be 1 to 256 bytes"));
     }
     let (challenge, expires) = st.credentials.new_challenge(req.domain.clone());
-    Ok((StatusCode::CREATED, Json(json!({ "challenge": challenge, "domain": req.domain, "expires": format_rfc3339_ms(expires) }))).into_response())
+    Ok((StatusCode::CREATED, Json(json!({ "challenge": challenge, "domain": req.domain, "expires": format_rfc3339_ms(expires) })))
+        .into_response())
 }
 
 #[derive(Debug, Deserialize)]
@@ -168,11 +174,16 @@ fn default_size() -> u64 {
 
 /// `POST /v1/status-lists` (api §4.20): operator-authenticated; creates a list of the
 /// configured issuer (a `status-list-update/v1` entry with sequence 0).
-pub(super) async fn create_list(State(st): State<ApiState>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<Response, Problem> {
+pub(super) async fn create_list(
+    State(st): State<ApiState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, Problem> {
     st.credentials.authenticate(bearer(&headers)).map_err(|e| cred_problem(&e))?;
     let req: CreateListRequest = parse_json(body)?;
-    let purpose = StatusPurpose::from_name(&req.purpose)
-        .ok_or_else(|| Problem::new(StatusCode::BAD_REQUEST, "bad-request", "invalid request", "purpose must be revocation or suspension"))?;
+    let purpose = StatusPurpose::from_name(&req.purpose).ok_or_else(|| {
+        Problem::new(StatusCode::BAD_REQUEST, "bad-request", "invalid request", "purpose must be revocation or suspension")
+    })?;
     let receipt = st.credentials.create_list(&req.id, purpose, req.size, &req.credential_type).await.map_err(|e| cred_problem(&e))?;
     Ok((StatusCode::CREATED, Json(json!({ "id": req.id, "receipt": receipt }))).into_response())
 }
@@ -187,7 +198,11 @@ struct StatusRequest {
 
 /// `POST /credentials/status` (api §4.20): operator-authenticated; sets (revoke, suspend)
 /// or clears (reinstate a suspension) one bit.
-pub(super) async fn update_status(State(st): State<ApiState>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<Response, Problem> {
+pub(super) async fn update_status(
+    State(st): State<ApiState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, Problem> {
     st.credentials.authenticate(bearer(&headers)).map_err(|e| cred_problem(&e))?;
     let req: StatusRequest = parse_json(body)?;
     let index: u64 = req

@@ -37,7 +37,6 @@ pub async fn start_node(
         storage: StorageKind::Memory,
         tls: None,
         credentials: None,
-
     };
     dojang_node::node::start(&cfg, clock).await.unwrap()
 }

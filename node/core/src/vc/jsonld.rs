@@ -199,7 +199,8 @@ impl Processing<'_> {
                         return Err(JsonLdError::RelativeIri(shown(url)));
                     }
                     let doc = contexts::get(url).ok_or_else(|| JsonLdError::UnknownContext(shown(url)))?;
-                    let inner = doc.get("@context").ok_or_else(|| JsonLdError::InvalidContext(format!("{} has no @context", shown(url))))?;
+                    let inner =
+                        doc.get("@context").ok_or_else(|| JsonLdError::InvalidContext(format!("{} has no @context", shown(url))))?;
                     self.remote.push(url.clone());
                     result = self.process(&result, inner, override_protected, true)?;
                     self.remote.pop();
@@ -325,10 +326,10 @@ impl Processing<'_> {
         // The local context's terms are needed to expand IRIs in this definition.
         let mut scratch = Context { terms: Arc::new(terms.clone()), ..result.clone() };
         let expand_local = |this: &mut Self,
-                                scratch: &mut Context,
-                                terms: &mut HashMap<String, TermDef>,
-                                defined: &mut HashMap<String, bool>,
-                                v: &str|
+                            scratch: &mut Context,
+                            terms: &mut HashMap<String, TermDef>,
+                            defined: &mut HashMap<String, bool>,
+                            v: &str|
          -> Result<Option<String>, JsonLdError> {
             // Define the prefix or term `v` depends on first (§4.2.2 step 4.2 of IRI expansion).
             let dep = if local.contains_key(v) { Some(v.to_owned()) } else { v.split_once(':').map(|(p, _)| p.to_owned()) };
@@ -385,7 +386,12 @@ impl Processing<'_> {
                 } else {
                     match &result.vocab {
                         Some(v) => Some(format!("{v}{term}")),
-                        None => return Err(JsonLdError::InvalidContext(format!("term {} has no iri mapping and there is no @vocab", shown(term)))),
+                        None => {
+                            return Err(JsonLdError::InvalidContext(format!(
+                                "term {} has no iri mapping and there is no @vocab",
+                                shown(term)
+                            )));
+                        }
                     }
                 }
             }
@@ -1001,11 +1007,13 @@ mod tests {
 
     #[test]
     fn undefined_terms_and_unknown_contexts_are_refused() {
-        let doc = json!({"@context": ["https://www.w3.org/ns/credentials/v2"], "type": ["VerifiableCredential"], "id": "urn:x:1", "bogus": 1});
+        let doc =
+            json!({"@context": ["https://www.w3.org/ns/credentials/v2"], "type": ["VerifiableCredential"], "id": "urn:x:1", "bogus": 1});
         assert!(matches!(to_rdf(&doc), Err(JsonLdError::UndefinedTerm(t)) if t == "bogus"));
         let doc = json!({"@context": ["https://example.com/evil/v1"], "id": "urn:x:1"});
         assert!(matches!(to_rdf(&doc), Err(JsonLdError::UnknownContext(_))));
-        let doc = json!({"@context": ["https://www.w3.org/ns/credentials/v2"], "type": ["VerifiableCredential", "Unknown"], "id": "urn:x:1"});
+        let doc =
+            json!({"@context": ["https://www.w3.org/ns/credentials/v2"], "type": ["VerifiableCredential", "Unknown"], "id": "urn:x:1"});
         assert!(matches!(to_rdf(&doc), Err(JsonLdError::RelativeIri(t)) if t == "Unknown"));
     }
 
@@ -1026,7 +1034,10 @@ mod tests {
         });
         let q = to_rdf(&doc).unwrap();
         assert!(q.iter().any(|q| q.object == Term::Literal { value: "2.5E0".into(), datatype: XSD_DOUBLE.into(), language: None }));
-        assert!(q.iter().any(|q| q.object == Term::Literal { value: "{\"a\":[1e+21],\"b\":1}".into(), datatype: RDF_JSON.into(), language: None }));
+        assert!(
+            q.iter()
+                .any(|q| q.object == Term::Literal { value: "{\"a\":[1e+21],\"b\":1}".into(), datatype: RDF_JSON.into(), language: None })
+        );
         assert!(q.iter().any(|q| q.graph.is_some() && q.subject == Term::Iri("https://ex.org/inner".into())));
         assert_eq!(q.iter().filter(|q| q.predicate == RDF_FIRST).count(), 3);
     }

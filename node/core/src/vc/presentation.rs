@@ -104,13 +104,20 @@ pub fn verify_presentation(vp: &Value, env: &dyn Environment, now_ms: u64, expec
             if p.challenge.as_deref() == Some(expected.challenge.as_str()) {
                 r.pass("challenge", None);
             } else {
-                let d = format!("the proof's challenge {:?} is not the expected one", p.challenge.as_deref().unwrap_or("").chars().take(64).collect::<String>());
+                let d = format!(
+                    "the proof's challenge {:?} is not the expected one",
+                    p.challenge.as_deref().unwrap_or("").chars().take(64).collect::<String>()
+                );
                 r.fail("challenge", "vp-challenge-mismatch", "challenge mismatch", d);
             }
             if p.domain.as_deref() == Some(expected.domain.as_str()) {
                 r.pass("domain", None);
             } else {
-                let d = format!("the proof's domain {:?} is not {:?}", p.domain.as_deref().unwrap_or("").chars().take(64).collect::<String>(), expected.domain);
+                let d = format!(
+                    "the proof's domain {:?} is not {:?}",
+                    p.domain.as_deref().unwrap_or("").chars().take(64).collect::<String>(),
+                    expected.domain
+                );
                 r.fail("domain", "vp-domain-mismatch", "domain mismatch", d);
             }
         }
@@ -140,7 +147,12 @@ pub fn verify_presentation(vp: &Value, env: &dyn Environment, now_ms: u64, expec
     if unbound.is_empty() {
         r.pass("holderBinding", None);
     } else {
-        r.fail("holderBinding", "vp-holder-mismatch", "credential of another subject", format!("credential(s) {} are not about the holder {holder}", unbound.join(", ")));
+        r.fail(
+            "holderBinding",
+            "vp-holder-mismatch",
+            "credential of another subject",
+            format!("credential(s) {} are not about the holder {holder}", unbound.join(", ")),
+        );
     }
     let _ = CHECKS;
     r

@@ -180,7 +180,8 @@ fn shown(s: &str) -> String {
 /// Checks a list id (§6.1).
 pub fn validate_list_id(id: &str) -> Result<(), StatusListError> {
     let ok = id.strip_prefix(LIST_ID_PREFIX).is_some_and(|rest| {
-        (1..=64).contains(&rest.len()) && rest.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-'))
+        (1..=64).contains(&rest.len())
+            && rest.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-'))
     });
     if ok { Ok(()) } else { Err(StatusListError::InvalidId(shown(id))) }
 }
@@ -351,7 +352,11 @@ fn authorize(
             return Err(StatusListError::RevocationFinal(shown(&update.list)));
         }
         if record.status != IssuerStatus::Active {
-            return Err(unauthorized(format!("issuer {} is {}: only an active issuer may clear bits", shown(&record.issuer.did), record.status.name())));
+            return Err(unauthorized(format!(
+                "issuer {} is {}: only an active issuer may clear bits",
+                shown(&record.issuer.did),
+                record.status.name()
+            )));
         }
     }
     Ok(record.issuer.did.clone())
@@ -494,7 +499,8 @@ pub fn verify_status(genesis: &Genesis, proof: &StatusProof) -> Result<VerifiedS
     if proof.registry_changes.len() > MAX_PROOF_REGISTRY_CHANGES {
         return Err(perr(format!("{} registry changes, over the limit", proof.registry_changes.len())));
     }
-    let cp = SignedCheckpoint::parse(&proof.checkpoint).map_err(|e| perr(e.to_string()))?.verify(genesis).map_err(|e| perr(e.to_string()))?;
+    let cp =
+        SignedCheckpoint::parse(&proof.checkpoint).map_err(|e| perr(e.to_string()))?.verify(genesis).map_err(|e| perr(e.to_string()))?;
     let mut changes: Vec<(u64, RegistryChange)> = Vec::with_capacity(proof.registry_changes.len());
     let mut last = None;
     for p in &proof.registry_changes {
@@ -633,7 +639,8 @@ mod tests {
     /// to 131072 zero bits, and our encoding of those bits decodes back.
     #[test]
     fn spec_example_encoded_list() {
-        let v: Value = serde_json::from_slice(&crate::testing::read_vector("bitstring-status-list/status-list-credential-example.json")).unwrap();
+        let v: Value =
+            serde_json::from_slice(&crate::testing::read_vector("bitstring-status-list/status-list-credential-example.json")).unwrap();
         let enc = v["credentialSubject"]["encodedList"].as_str().unwrap();
         let bits = decode_list(enc, MAX_LIST_BITS).unwrap();
         assert_eq!(bits.len() * 8, 131_072);

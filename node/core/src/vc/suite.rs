@@ -225,12 +225,15 @@ pub fn split_proof(secured: &Value) -> Result<(Value, ParsedProof), VcError> {
     let created = opt_str(&proof, "created")?;
     let created_ms = match &created {
         Some(c) => Some(
-            crate::did_dojang::parse_rfc3339(c).ok_or_else(|| VcError::DateTime { member: "created", value: c.chars().take(96).collect() })?,
+            crate::did_dojang::parse_rfc3339(c)
+                .ok_or_else(|| VcError::DateTime { member: "created", value: c.chars().take(96).collect() })?,
         ),
         None => None,
     };
     let expires_ms = match opt_str(&proof, "expires")? {
-        Some(e) => Some(crate::did_dojang::parse_rfc3339(&e).ok_or(VcError::DateTime { member: "expires", value: e.chars().take(96).collect() })?),
+        Some(e) => {
+            Some(crate::did_dojang::parse_rfc3339(&e).ok_or(VcError::DateTime { member: "expires", value: e.chars().take(96).collect() })?)
+        }
         None => None,
     };
     let pv = opt_str(&proof, "proofValue")?.ok_or(VcError::MissingMember("proofValue"))?;
@@ -279,9 +282,5 @@ pub fn verify_proof(secured: &Value, public_key: &[u8; 32]) -> Result<ParsedProo
         }
     }
     let h = hashes(proof.suite, &unsecured, &options)?;
-    if super::zip215::verify(public_key, &h.hash_data, &proof.signature) {
-        Ok(proof)
-    } else {
-        Err(VcError::BadSignature)
-    }
+    if super::zip215::verify(public_key, &h.hash_data, &proof.signature) { Ok(proof) } else { Err(VcError::BadSignature) }
 }

@@ -251,24 +251,40 @@ fn every_tampering_fails_the_proof_check() {
         let cases: Vec<(&str, Box<dyn Fn(&mut Value)>, &str)> = vec![
             ("subject field", Box::new(|v| v["credentialSubject"]["givenName"] = json!("Mallory")), "vc-bad-signature"),
             ("created", Box::new(|v| v["proof"]["created"] = json!("2026-06-01T00:00:01Z")), "vc-bad-signature"),
-            ("proofValue", Box::new(|v| {
-                let pv = v["proof"]["proofValue"].as_str().unwrap().to_owned();
-                let last = if pv.ends_with('2') { '3' } else { '2' };
-                v["proof"]["proofValue"] = json!(format!("{}{last}", &pv[..pv.len() - 1]));
-            }), "vc-bad-signature"),
-            ("proofValue not base58btc", Box::new(|v| {
-                let pv = v["proof"]["proofValue"].as_str().unwrap().to_owned();
-                v["proof"]["proofValue"] = json!(format!("u{}", &pv[1..]));
-            }), "vc-bad-proof-value"),
-            ("proofValue with a non-base58 character", Box::new(|v| {
-                let pv = v["proof"]["proofValue"].as_str().unwrap().to_owned();
-                v["proof"]["proofValue"] = json!(format!("{}0", &pv[..pv.len() - 1]));
-            }), "vc-bad-proof-value"),
+            (
+                "proofValue",
+                Box::new(|v| {
+                    let pv = v["proof"]["proofValue"].as_str().unwrap().to_owned();
+                    let last = if pv.ends_with('2') { '3' } else { '2' };
+                    v["proof"]["proofValue"] = json!(format!("{}{last}", &pv[..pv.len() - 1]));
+                }),
+                "vc-bad-signature",
+            ),
+            (
+                "proofValue not base58btc",
+                Box::new(|v| {
+                    let pv = v["proof"]["proofValue"].as_str().unwrap().to_owned();
+                    v["proof"]["proofValue"] = json!(format!("u{}", &pv[1..]));
+                }),
+                "vc-bad-proof-value",
+            ),
+            (
+                "proofValue with a non-base58 character",
+                Box::new(|v| {
+                    let pv = v["proof"]["proofValue"].as_str().unwrap().to_owned();
+                    v["proof"]["proofValue"] = json!(format!("{}0", &pv[..pv.len() - 1]));
+                }),
+                "vc-bad-proof-value",
+            ),
             ("cryptosuite", Box::new(|v| v["proof"]["cryptosuite"] = json!("eddsa-2022")), "vc-unsupported-cryptosuite"),
-            ("other cryptosuite", Box::new(move |v| {
-                let other = if suite == Cryptosuite::EddsaJcs2022 { "eddsa-rdfc-2022" } else { "eddsa-jcs-2022" };
-                v["proof"]["cryptosuite"] = json!(other);
-            }), "vc-bad-signature"),
+            (
+                "other cryptosuite",
+                Box::new(move |v| {
+                    let other = if suite == Cryptosuite::EddsaJcs2022 { "eddsa-rdfc-2022" } else { "eddsa-jcs-2022" };
+                    v["proof"]["cryptosuite"] = json!(other);
+                }),
+                "vc-bad-signature",
+            ),
         ];
         for (what, tamper, slug) in cases {
             let mut t = vc.clone();
@@ -333,7 +349,8 @@ fn reordered_keys_still_verify_under_jcs() {
     fn reversed(v: &Value) -> String {
         match v {
             Value::Object(m) => {
-                let parts: Vec<String> = m.iter().rev().map(|(k, v)| format!("{}: {}", serde_json::to_string(k).unwrap(), reversed(v))).collect();
+                let parts: Vec<String> =
+                    m.iter().rev().map(|(k, v)| format!("{}: {}", serde_json::to_string(k).unwrap(), reversed(v))).collect();
                 format!("{{ {} }}", parts.join(", "))
             }
             Value::Array(a) => format!("[{}]", a.iter().map(reversed).collect::<Vec<_>>().join(", ")),
@@ -352,11 +369,18 @@ fn issuer_outside_the_registry_or_type_is_untrusted() {
     let stranger = SigningKey::from_bytes(&[55; 32]);
     let sk = DidKey::from_verifying_key(&stranger.verifying_key());
     for i in 0..4u64 {
-        f.env.status.insert((LIST.into(), i), StatusAnswer { issuer: sk.did(), purpose: StatusPurpose::Revocation, bit: false, source: "t".into() });
-        f.env.status.insert((SLIST.into(), i), StatusAnswer { issuer: sk.did(), purpose: StatusPurpose::Suspension, bit: false, source: "t".into() });
+        f.env.status.insert(
+            (LIST.into(), i),
+            StatusAnswer { issuer: sk.did(), purpose: StatusPurpose::Revocation, bit: false, source: "t".into() },
+        );
+        f.env.status.insert(
+            (SLIST.into(), i),
+            StatusAnswer { issuer: sk.did(), purpose: StatusPurpose::Suspension, bit: false, source: "t".into() },
+        );
     }
-    let vc = issue_credential(&unsigned_vc(&sk.did(), &f.holder, 0), &stranger, &sk.key_id(), Cryptosuite::EddsaJcs2022, "2026-06-01T00:00:00Z")
-        .unwrap();
+    let vc =
+        issue_credential(&unsigned_vc(&sk.did(), &f.holder, 0), &stranger, &sk.key_id(), Cryptosuite::EddsaJcs2022, "2026-06-01T00:00:00Z")
+            .unwrap();
     let r = verify_credential(&vc, &f.env, NOW);
     assert_only_failed(&r, &["issuer"]);
     assert_eq!(r.problems[0].problem_type, "urn:dojang:problem:vc-issuer-not-trusted");
@@ -397,11 +421,17 @@ fn revoked_suspended_expired_and_not_yet_valid() {
 
 fn op_record(index: u64, t: u64, key: &SigningKey, op: DidOperation) -> OpRecord {
     let author = DidKey::from_verifying_key(&key.verifying_key()).key_id();
-    let bytes = crate::entry::UnsignedEntry { kind: crate::entry::Kind::DidOperation, author: author.clone(), nonce: index + 1, timestamp_ms: t, payload: op.encode() }
-        .sign(key, &Hash::ZERO)
-        .unwrap()
-        .encode()
-        .unwrap();
+    let bytes = crate::entry::UnsignedEntry {
+        kind: crate::entry::Kind::DidOperation,
+        author: author.clone(),
+        nonce: index + 1,
+        timestamp_ms: t,
+        payload: op.encode(),
+    }
+    .sign(key, &Hash::ZERO)
+    .unwrap()
+    .encode()
+    .unwrap();
     OpRecord { index, leaf_hash: crate::entry::leaf_hash(&bytes), timestamp_ms: t, author, op }
 }
 
@@ -437,7 +467,8 @@ fn key_rotated_after_issuance() {
     let t0 = did_dojang::parse_rfc3339("2026-01-01T00:00:00Z").unwrap();
     let r0 = op_record(0, t0, &controller, DidOperation::Create(create));
     let t1 = did_dojang::parse_rfc3339("2026-07-01T00:00:00Z").unwrap();
-    let r1 = op_record(1, t1, &controller, DidOperation::Update(UpdateOp { did: did.clone(), previous: r0.leaf_hash, document: content(&new) }));
+    let r1 =
+        op_record(1, t1, &controller, DidOperation::Update(UpdateOp { did: did.clone(), previous: r0.leaf_hash, document: content(&new) }));
     f.env.dids.insert(did.clone(), vec![r0, r1]);
     f.env.registry = {
         let (mut g, _) = sample_genesis(1);
@@ -465,7 +496,8 @@ fn key_rotated_after_issuance() {
         issue_credential(&unsigned_vc(&did, &f.holder, 0), &new, &vm, Cryptosuite::EddsaRdfc2022, "2026-08-01T00:00:00Z").unwrap();
     assert_only_failed(&verify_credential(&after_new, &f.env, NOW), &[]);
     // Before the DID existed there is nothing to resolve.
-    let too_early = issue_credential(&unsigned_vc(&did, &f.holder, 0), &old, &vm, Cryptosuite::EddsaJcs2022, "2025-06-01T00:00:00Z").unwrap();
+    let too_early =
+        issue_credential(&unsigned_vc(&did, &f.holder, 0), &old, &vm, Cryptosuite::EddsaJcs2022, "2025-06-01T00:00:00Z").unwrap();
     assert_eq!(verify_credential(&too_early, &f.env, NOW).failed(), ["proof"]);
 }
 
@@ -476,7 +508,9 @@ fn presentations_bind_challenge_and_domain() {
     let hvm = DidKey::from_verifying_key(&f.holder_key.verifying_key()).key_id();
     let exp = Expected { challenge: "c-123".into(), domain: "bank.example.kr".into() };
     for suite in [Cryptosuite::EddsaJcs2022, Cryptosuite::EddsaRdfc2022] {
-        let vp = present(&f.holder, std::slice::from_ref(&vc), &f.holder_key, &hvm, "c-123", "bank.example.kr", "2026-09-01T00:00:00Z", suite).unwrap();
+        let vp =
+            present(&f.holder, std::slice::from_ref(&vc), &f.holder_key, &hvm, "c-123", "bank.example.kr", "2026-09-01T00:00:00Z", suite)
+                .unwrap();
         let r = verify_presentation(&vp, &f.env, NOW, &exp);
         assert_only_failed(&r, &[]);
         assert_eq!(r.credentials.len(), 1);
@@ -506,7 +540,8 @@ fn presentations_bind_challenge_and_domain() {
     // Someone else presenting the holder's credential.
     let thief = SigningKey::from_bytes(&[77; 32]);
     let tk = DidKey::from_verifying_key(&thief.verifying_key());
-    let vp = present(&tk.did(), &[vc], &thief, &tk.key_id(), "c-123", "bank.example.kr", "2026-09-01T00:00:00Z", Cryptosuite::EddsaJcs2022).unwrap();
+    let vp = present(&tk.did(), &[vc], &thief, &tk.key_id(), "c-123", "bank.example.kr", "2026-09-01T00:00:00Z", Cryptosuite::EddsaJcs2022)
+        .unwrap();
     assert_only_failed(&verify_presentation(&vp, &f.env, NOW, &exp), &["holderBinding"]);
 }
 
@@ -579,7 +614,15 @@ fn arb_json() -> impl Strategy<Value = Value> {
         prop_oneof![
             proptest::collection::vec(inner.clone(), 0..5).prop_map(Value::Array),
             proptest::collection::btree_map(
-                prop_oneof![Just("@id".to_owned()), Just("@type".to_owned()), Just("@value".to_owned()), Just("@list".to_owned()), Just("@context".to_owned()), Just("name".to_owned()), "[a-z@]{1,6}"],
+                prop_oneof![
+                    Just("@id".to_owned()),
+                    Just("@type".to_owned()),
+                    Just("@value".to_owned()),
+                    Just("@list".to_owned()),
+                    Just("@context".to_owned()),
+                    Just("name".to_owned()),
+                    "[a-z@]{1,6}"
+                ],
                 inner,
                 0..5
             )

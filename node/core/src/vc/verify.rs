@@ -137,7 +137,13 @@ pub(crate) fn check_format(doc: &Value, required_type: &str) -> Result<(), (Stri
     for c in &ctx {
         match c {
             Value::String(url) if !contexts::is_known(url) => {
-                return Err((format!("unknown @context {:?}: only bundled contexts are accepted, none is fetched", url.chars().take(96).collect::<String>()), "vc-unknown-context"));
+                return Err((
+                    format!(
+                        "unknown @context {:?}: only bundled contexts are accepted, none is fetched",
+                        url.chars().take(96).collect::<String>()
+                    ),
+                    "vc-unknown-context",
+                ));
             }
             Value::String(_) | Value::Object(_) => {}
             _ => return Err(("@context entries must be strings or objects".into(), "vc-malformed")),
