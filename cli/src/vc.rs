@@ -343,10 +343,10 @@ pub fn run_vc(cmd: VcCmd, json: bool) -> anyhow::Result<()> {
             let vc = read_json(&file)?;
             let now = now_or(at.as_deref())?;
             if remote {
-                let mut body = json!({ "verifiableCredential": vc });
-                if let Some(a) = &at {
-                    body["options"] = json!({ "at": a });
-                }
+                let body = match &at {
+                    Some(a) => json!({ "verifiableCredential": vc, "options": { "at": a } }),
+                    None => json!({ "verifiableCredential": vc }),
+                };
                 let answer = client::post_json_auth(&node, "/credentials/verify", &body, None)?;
                 return print_value_result(json, &answer);
             }

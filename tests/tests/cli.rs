@@ -310,8 +310,8 @@ fn credentials_and_presentations_through_the_cli() {
     KeyFile::from_signing_key(&ikey).write_new(&dir.path().join("issuer.key")).unwrap();
     KeyFile::from_signing_key(&SigningKey::from_bytes(&[9; 32])).write_new(&dir.path().join("holder.key")).unwrap();
     std::fs::write(p("token"), "cli-test-operator-token-0123456789abcdef\n").unwrap();
-    let cfg = format!(
-        "data_dir = \"data\"\ngenesis = \"genesis.json\"\nvalidator_key = \"v.key\"\nvalidator_id = \"v0\"\nlisten = \"127.0.0.1:0\"\n\n[credentials]\nissuer_key = \"issuer.key\"\napi_token_file = \"token\"\n"
+    let cfg = String::from(
+        "data_dir = \"data\"\ngenesis = \"genesis.json\"\nvalidator_key = \"v.key\"\nvalidator_id = \"v0\"\nlisten = \"127.0.0.1:0\"\n\n[credentials]\nissuer_key = \"issuer.key\"\napi_token_file = \"token\"\n",
     );
     std::fs::write(p("node.toml"), cfg).unwrap();
     let d = dojang_tests::Daemon::spawn(&dir.path().join("node.toml"));

@@ -695,7 +695,7 @@ impl Expander {
             if ev.is_null() {
                 continue;
             }
-            let ev = if container.iter().any(|c| c == "@list") && !ev.get("@list").is_some() {
+            let ev = if container.iter().any(|c| c == "@list") && ev.get("@list").is_none() {
                 let mut m = Map::new();
                 m.insert("@list".into(), Value::Array(as_array(ev)));
                 Value::Object(m)

@@ -248,7 +248,8 @@ fn every_tampering_fails_the_proof_check() {
     let f = fixture();
     for suite in [Cryptosuite::EddsaJcs2022, Cryptosuite::EddsaRdfc2022] {
         let vc = issue(&f, suite, 0);
-        let cases: Vec<(&str, Box<dyn Fn(&mut Value)>, &str)> = vec![
+        type Tamper = Box<dyn Fn(&mut Value)>;
+        let cases: Vec<(&str, Tamper, &str)> = vec![
             ("subject field", Box::new(|v| v["credentialSubject"]["givenName"] = json!("Mallory")), "vc-bad-signature"),
             ("created", Box::new(|v| v["proof"]["created"] = json!("2026-06-01T00:00:01Z")), "vc-bad-signature"),
             (

@@ -97,7 +97,8 @@ mod tests {
         // S = ℓ (non-canonical) is refused by both.
         let k = SigningKey::from_bytes(&[3; 32]);
         let mut sig = k.sign(b"m").to_bytes();
-        let l: [u8; 32] = curve25519_dalek::constants::BASEPOINT_ORDER.to_bytes();
+        // ℓ = 2^252 + 27742317777372353535851937790883648493, little-endian.
+        let l: [u8; 32] = hex::decode("edd3f55c1a631258d69cf7a2def9de1400000000000000000000000000000010").unwrap().try_into().unwrap();
         sig[32..].copy_from_slice(&l);
         let pk = k.verifying_key().to_bytes();
         assert!(!verify(&pk, b"m", &sig) && !crate::signature::verify(&pk, b"m", &sig));
