@@ -94,12 +94,9 @@ fn vc_di_eddsa_rdfc_vectors_byte_for_byte() {
 /// expected output byte for byte.
 #[test]
 fn jcs_rfc8785_vectors() {
-    let dir = crate::testing::vectors_dir().join("jcs-rfc8785/testdata/input");
     let mut n = 0;
-    for e in std::fs::read_dir(&dir).unwrap() {
-        let p = e.unwrap().path();
-        let name = p.file_name().unwrap().to_str().unwrap().to_owned();
-        let input: Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+    for name in ["arrays.json", "french.json", "structures.json", "unicode.json", "values.json", "weird.json"] {
+        let input: Value = serde_json::from_slice(&read_vector(&format!("jcs-rfc8785/testdata/input/{name}"))).unwrap();
         let expected = read_vector(&format!("jcs-rfc8785/testdata/output/{name}"));
         assert_eq!(suite::jcs(&input).unwrap().as_bytes(), expected.as_slice(), "{name}");
         n += 1;
