@@ -85,7 +85,9 @@ impl Chain {
 
     /// A signed access event by writer `w`.
     pub fn entry(&self, w: usize, nonce: u64, payload: &[u8]) -> Vec<u8> {
-        self.signed(w, Kind::AccessEvent, nonce, &dojang_core::access::AccessEvent::cover(payload).encode())
+        // A cover event seeded by writer, nonce and payload: each has its own tag.
+        let seed = [payload, &nonce.to_be_bytes(), &(w as u64).to_be_bytes()].concat();
+        self.signed(w, Kind::AccessEvent, nonce, &dojang_core::access::AccessEvent::cover(&seed).encode())
     }
 
     /// An entry of `kind` by writer `w` (writers are also the agency's document issuer keys).

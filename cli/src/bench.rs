@@ -119,7 +119,7 @@ pub fn ledger(args: LedgerBenchArgs) -> anyhow::Result<()> {
 
 /// Writes `genesis` and the validator key into `dir` and returns a RocksDB node config
 /// for them, listening on a free loopback port.
-fn bench_config(dir: &std::path::Path, genesis: &Genesis, vkey: &SigningKey) -> anyhow::Result<NodeConfig> {
+pub(crate) fn bench_config(dir: &std::path::Path, genesis: &Genesis, vkey: &SigningKey) -> anyhow::Result<NodeConfig> {
     std::fs::write(dir.join("genesis.json"), genesis.to_json_pretty())?;
     KeyFile::from_signing_key(vkey).write_new(&dir.join("v.key"))?;
     Ok(NodeConfig {
@@ -132,6 +132,8 @@ fn bench_config(dir: &std::path::Path, genesis: &Genesis, vkey: &SigningKey) -> 
         queue_bytes: 256 << 20,
         max_request_bytes: 16 << 20,
         storage: StorageKind::Rocksdb,
+        tls: None,
+        credentials: None,
     })
 }
 
@@ -250,7 +252,7 @@ fn proof_generation(args: &LedgerBenchArgs, dir: &std::path::Path) -> anyhow::Re
     Ok(json!({ "build_seconds": build.elapsed().as_secs_f64(), "by_size": results }))
 }
 
-fn summary(v: &mut [f64]) -> serde_json::Value {
+pub(crate) fn summary(v: &mut [f64]) -> serde_json::Value {
     v.sort_by(f64::total_cmp);
     let pick = |q: f64| v.get(((v.len() as f64 - 1.0) * q) as usize).copied().unwrap_or(0.0);
     let mean = v.iter().sum::<f64>() / v.len().max(1) as f64;

@@ -121,3 +121,12 @@ pub fn get_stream(node: &str, path: &str, headers: &[(&str, &str)]) -> anyhow::R
     }
     Ok(req.call().map_err(|e| explain(node, e))?.into_reader())
 }
+/// POSTs JSON, with `Authorization: Bearer <token>` when given; returns the JSON answer.
+pub fn post_json_auth(node: &str, path: &str, body: &serde_json::Value, token: Option<&str>) -> anyhow::Result<serde_json::Value> {
+    let mut req = agent().post(&url(node, path));
+    if let Some(t) = token {
+        req = req.set("Authorization", &format!("Bearer {t}"));
+    }
+    let resp = req.send_json(body).map_err(|e| explain(node, e))?;
+    resp.into_json().with_context(|| format!("node {node} answered with something that is not json"))
+}

@@ -127,6 +127,8 @@ pub fn write_chain(args: &GenesisInitArgs) -> anyhow::Result<Genesis> {
             queue_bytes: 256 << 20,
             max_request_bytes: 16 << 20,
             storage: StorageKind::Rocksdb,
+            tls: None,
+            credentials: None,
         };
         let p = args.out.join(format!("node-{i}.toml"));
         let text =
@@ -169,14 +171,15 @@ pub struct DevnetArgs {
 /// The demo entries: a citizen DID, documents issued (one revoked) with their files and
 /// receipts written to `<dir>/docs/` for `dojang doc verify`, a trusted-issuer registry
 /// change approved by the validator, access events about the citizen sealed to the citizen
-/// and the genesis auditor (`specs/access-log.md`), and a status-list update whose payload
-/// is a placeholder until its spec lands.
+/// and the genesis auditor (`specs/access-log.md`), and the Gov-Pass credential issuer with
+/// its status lists (`devnet_vc`).
 fn demo_entries(
     genesis: &Genesis,
     dir: &Path,
     validator: &SigningKey,
     writer: &SigningKey,
     citizen: &SigningKey,
+    issuer_key: &SigningKey,
 ) -> anyhow::Result<Vec<Vec<u8>>> {
     use dojang_core::documents::{self, Issuance, Receipt, StatusAction, StatusChange};
     use dojang_core::registry::{RegistryAction, RegistryChange};
@@ -276,8 +279,7 @@ fn demo_entries(
         change.approve(&v.id, validator, &gh);
     }
     out.push(sign(Kind::TrustRegistryChange, &w, writer, 50, change.encode())?);
-    let status = json!({"demo": "status list updated", "list": 1, "bits_set": 1}).to_string().into_bytes();
-    out.push(sign(Kind::StatusListUpdate, &w, writer, 60, status)?);
+    out.extend(crate::devnet_vc::demo_entries(genesis, validator, issuer_key, &sign)?);
     Ok(out)
 }
 
@@ -291,7 +293,7 @@ fn citizen_did_create(citizen: &SigningKey, gh: &dojang_core::hash::Hash, now: u
     Ok(e.encode()?)
 }
 
-fn citizen_create_op(citizen: &SigningKey) -> dojang_core::did_dojang::DidOperation {
+pub(crate) fn citizen_create_op(citizen: &SigningKey) -> dojang_core::did_dojang::DidOperation {
     use dojang_core::did_dojang::{CreateOp, DidOperation, DocumentContent, Service, VerificationMethod};
     let dk = DidKey::from_verifying_key(&citizen.verifying_key());
     DidOperation::Create(CreateOp {
@@ -327,6 +329,7 @@ pub fn run(args: DevnetArgs, json: bool) -> anyhow::Result<()> {
     }
     let mut cfg = NodeConfig::from_toml_file(&dir.join("node-0.toml"))?;
     cfg.listen.set_port(args.port);
+    cfg.credentials = Some(crate::devnet_vc::prepare(dir)?);
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;
     rt.block_on(async {
         let node = dojang_node::node::start(&cfg, Arc::new(SystemClock)).await?;
@@ -336,11 +339,14 @@ pub fn run(args: DevnetArgs, json: bool) -> anyhow::Result<()> {
             let (_, writer) = KeyFile::load(&dir.join("writer-0.key"))?;
             let (_, validator) = KeyFile::load(&dir.join("validator-0.key"))?;
             let (_, citizen) = KeyFile::load(&citizen_path)?;
-            let entries = demo_entries(&parts.genesis, dir, &validator, &writer, &citizen)?;
+            let (_, issuer_key) = KeyFile::load(&dir.join("issuer.key"))?;
+            let entries = demo_entries(&parts.genesis, dir, &validator, &writer, &citizen, &issuer_key)?;
             for o in parts.write.submit(entries).await? {
                 o.context("a demo entry was refused")?;
                 loaded += 1;
             }
+            let (_, citizen) = KeyFile::load(&citizen_path)?;
+            crate::devnet_vc::issue_demo_credential(dir, &parts, cfg.credentials.as_ref(), &citizen_create_op(&citizen).did()?)?;
         }
         let url = node.url();
         let (_, citizen) = KeyFile::load(&citizen_path)?;
@@ -352,13 +358,14 @@ pub fn run(args: DevnetArgs, json: bool) -> anyhow::Result<()> {
             json!({ "chain_id": parts.genesis.chain_id, "nodes": [url], "genesis": g, "tree_size": parts.ledger.size(), "demo_entries_loaded": loaded, "citizen_did": citizen_did }),
             || {
                 format!(
-                    "Dojang devnet is running: chain {chain}, 1 validator ({vid}), {size} entries ({loaded} demo entries loaded now).\n  node 0 API: {url}\n\nTry next:\n  curl -s {url}/v1/checkpoint\n  curl -s -H 'Accept: application/json' {url}/v1/entries/0\n  {exe} checkpoint verify --genesis {g} --node {url}\n  {exe} proof verify --genesis {g} --node {url} --index 3\n  {exe} doc verify --node {url} --file {d}/docs/resident-registration-extract.txt --receipt {d}/docs/resident-registration-extract.receipt.json\n  {exe} doc verify --node {url} --file {d}/docs/family-relation-certificate.txt --receipt {d}/docs/family-relation-certificate.receipt.json\n  {exe} registry show --node {url}\n  curl -s {url}/1.0/identifiers/{citizen_did}\n  {exe} did resolve --node {url} {citizen_did} --save answer.json\n  {exe} did verify-resolution --genesis {g} --file answer.json\n\nWho read the citizen's data (verified complete, decrypted with the citizen's key):\n  {exe} audit history --node {url} --genesis {g} --key {d}/citizen.key --did {citizen_did}\n  {exe} audit watch --node {url} --genesis {g} --key {d}/citizen.key --did {citizen_did}\n  {exe} access record --node {url} --key {w} --subject {citizen_did} --official officer-0031 --category tax --purpose law.tax-basic-act\n  {exe} audit auditor --node {url} --genesis {g} --key {d}/auditor.key\n\nThe ledger lives in {d}; Ctrl-C stops the node and the next run resumes it.",
+                    "Dojang devnet is running: chain {chain}, 1 validator ({vid}), {size} entries ({loaded} demo entries loaded now).\n  node 0 API: {url}\n\nTry next:\n  curl -s {url}/v1/checkpoint\n  curl -s -H 'Accept: application/json' {url}/v1/entries/0\n  {exe} checkpoint verify --genesis {g} --node {url}\n  {exe} proof verify --genesis {g} --node {url} --index 3\n  {exe} doc verify --node {url} --file {d}/docs/resident-registration-extract.txt --receipt {d}/docs/resident-registration-extract.receipt.json\n  {exe} doc verify --node {url} --file {d}/docs/family-relation-certificate.txt --receipt {d}/docs/family-relation-certificate.receipt.json\n  {exe} registry show --node {url}\n  curl -s {url}/1.0/identifiers/{citizen_did}\n  {exe} did resolve --node {url} {citizen_did} --save answer.json\n  {exe} did verify-resolution --genesis {g} --file answer.json\n\nWho read the citizen's data (verified complete, decrypted with the citizen's key):\n  {exe} audit history --node {url} --genesis {g} --key {d}/citizen.key --did {citizen_did}\n  {exe} audit watch --node {url} --genesis {g} --key {d}/citizen.key --did {citizen_did}\n  {exe} access record --node {url} --key {w} --subject {citizen_did} --official officer-0031 --category tax --purpose law.tax-basic-act\n  {exe} audit auditor --node {url} --genesis {g} --key {d}/auditor.key\n{vc}\nThe ledger lives in {d}; Ctrl-C stops the node and the next run resumes it.",
                     chain = parts.genesis.chain_id,
                     vid = cfg.validator_id,
                     size = parts.ledger.size(),
                     g = g.display(),
                     w = dir.join("writer-0.key").display(),
                     d = dir.display(),
+                    vc = crate::devnet_vc::instructions(&exe, &url, dir, &g, &citizen_did),
                 )
             },
         );

@@ -8,10 +8,13 @@
 
 mod access;
 mod bench;
+mod bench_vc;
 mod client;
 mod devnet;
+mod devnet_vc;
 mod did;
 mod doc;
+mod vc;
 
 use std::path::{Path, PathBuf};
 
@@ -61,6 +64,12 @@ enum Cmd {
     /// Your access history, verified complete against genesis (citizens, auditors).
     #[command(subcommand)]
     Audit(access::AuditCmd),
+    /// Verifiable credentials: issue, verify (proven, or offline), present; status lists.
+    #[command(subcommand)]
+    Vc(vc::VcCmd),
+    /// Verifiable presentations: verify (with the node's replay protection).
+    #[command(subcommand)]
+    Vp(vc::VpCmd),
     /// Sign an entry and submit it to a node.
     Submit(SubmitArgs),
     /// Checkpoints.
@@ -173,6 +182,9 @@ enum BenchCmd {
     Docs(bench::DocsBenchArgs),
     /// Access-event ingest, and a citizen's verified history at 10^6 and 10^7 events.
     Access(bench::AccessBenchArgs),
+    /// Credentials: eddsa-jcs-2022 and eddsa-rdfc-2022 verify rates beside raw Ed25519, and
+    /// the status-check cost at 10^6 credentials per list.
+    Vc(bench_vc::VcBenchArgs),
 }
 
 fn main() {
@@ -231,6 +243,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Registry(cmd) => doc::run_registry(cmd, json)?,
         Cmd::Access(cmd) => access::run_access(cmd, json)?,
         Cmd::Audit(cmd) => access::run_audit(cmd, json)?,
+        Cmd::Vc(cmd) => vc::run_vc(cmd, json)?,
+        Cmd::Vp(cmd) => vc::run_vp(cmd, json)?,
         Cmd::Checkpoint(CheckpointCmd::Verify { genesis, file, node }) => {
             let g = load_genesis(&genesis)?;
             let text = match (file, node) {
@@ -306,6 +320,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Bench(BenchCmd::Did(args)) => bench::did(args)?,
         Cmd::Bench(BenchCmd::Docs(args)) => bench::docs(args)?,
         Cmd::Bench(BenchCmd::Access(args)) => bench::access(args)?,
+        Cmd::Bench(BenchCmd::Vc(args)) => bench_vc::vc(args)?,
     }
     Ok(())
 }

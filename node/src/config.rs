@@ -33,6 +33,22 @@ pub struct NodeConfig {
     /// `rocksdb` (default) or `memory` (tests only: nothing survives a restart).
     #[serde(default)]
     pub storage: StorageKind,
+    /// HTTPS: serve TLS with this certificate chain and key (PEM files) instead of plain
+    /// HTTP (`specs/api.md` §1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsConfig>,
+    /// The agency's issuer key and operator token for `/credentials/issue`
+    /// (`specs/credentials.md` §8.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials: Option<crate::credentials::CredentialsConfig>,
+}
+
+/// `[tls]`: PEM certificate chain and private key (PKCS#8, PKCS#1 or SEC1).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -74,7 +90,14 @@ impl NodeConfig {
             toml::from_str(&text).map_err(|e| ConfigError::Invalid { path: p, reason: e.to_string().trim().replace('\n', " ") })?;
         // Relative paths are relative to the config file, not to wherever dojangd runs.
         if let Some(base) = path.parent() {
-            for f in [&mut cfg.data_dir, &mut cfg.genesis, &mut cfg.validator_key] {
+            let mut paths = vec![&mut cfg.data_dir, &mut cfg.genesis, &mut cfg.validator_key];
+            if let Some(t) = cfg.tls.as_mut() {
+                paths.extend([&mut t.cert, &mut t.key]);
+            }
+            if let Some(c) = cfg.credentials.as_mut() {
+                paths.extend([&mut c.issuer_key, &mut c.api_token_file]);
+            }
+            for f in paths {
                 if f.is_relative() {
                     *f = base.join(&*f);
                 }

@@ -155,6 +155,7 @@ struct BatchState {
     access: Vec<([u8; 32], Hash, u64)>,
     access_tags: HashSet<[u8; 32]>,
     auditor_events: Vec<(String, u64)>,
+    status_lists: crate::status_lists::Staged,
 }
 
 /// The ledger of one node.
@@ -286,7 +287,7 @@ impl Ledger {
                 Kind::TrustRegistryChange => self.apply_registry_change(&mut staged, &c, index),
                 Kind::DocumentIssuance | Kind::DocumentRevocation => self.apply_document(&mut staged, &c, index)?,
                 Kind::AccessEvent => self.apply_access_event(&mut staged, &c, index)?,
-                Kind::StatusListUpdate => Ok(()),
+                Kind::StatusListUpdate => crate::status_lists::apply(self, &mut staged.status_lists, staged.registry.as_ref(), &c, index)?,
             };
             if let Err(e) = verdict {
                 out.push(Err(e));
@@ -499,6 +500,7 @@ impl Ledger {
                 value: serde_json::to_vec(&record).map_err(corrupt("document"))?,
             });
         }
+        crate::status_lists::stage(&mut staged.status_lists, lb)?;
         for (holder, commitment) in staged.new_holders.drain(..) {
             let mut key = holder_key(&holder);
             key.extend_from_slice(&commitment.0);
@@ -523,7 +525,7 @@ impl Ledger {
     }
 
     /// An entry with its inclusion proof against the tree of `size` leaves.
-    fn entry_proof(&self, index: u64, size: u64) -> Result<EntryProof, LedgerError> {
+    pub(crate) fn entry_proof(&self, index: u64, size: u64) -> Result<EntryProof, LedgerError> {
         let bytes = self.store.entry(index)?.ok_or(LedgerError::NoSuchEntry { index, size })?;
         Ok(EntryProof {
             index,
@@ -533,7 +535,7 @@ impl Ledger {
     }
 
     /// Ledger indices of the registry changes below `size`.
-    fn registry_change_indices(&self, size: u64) -> Result<Vec<u64>, LedgerError> {
+    pub(crate) fn registry_change_indices(&self, size: u64) -> Result<Vec<u64>, LedgerError> {
         let raw = self.store.state(Table::Registry, REGISTRY_CHANGES)?.unwrap_or_default();
         Ok(raw.chunks_exact(8).filter_map(|c| c.try_into().ok().map(u64::from_be_bytes)).filter(|i| *i < size).collect())
     }
@@ -781,7 +783,7 @@ impl Ledger {
     }
 
     /// Resolves an optional requested size to a published checkpoint (latest by default).
-    fn checkpoint_for(&self, size: Option<u64>) -> Result<SignedCheckpoint, LedgerError> {
+    pub(crate) fn checkpoint_for(&self, size: Option<u64>) -> Result<SignedCheckpoint, LedgerError> {
         let text = self.checkpoint_text(size)?;
         SignedCheckpoint::parse(&text).map_err(|e| LedgerError::CorruptCheckpoint(e.to_string()))
     }

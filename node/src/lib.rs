@@ -10,6 +10,9 @@
 //! - [`sequencer`]: the ordering seam; [`sequencer::LocalSequencer`] group-commits.
 //! - [`writepath`]: decode, verify, authorise, then sequence — the one way in.
 //! - [`api`]: the axum HTTP API (the only `axum` importer).
+//! - [`credentials`], [`status_lists`]: the issuer service, verifier environment and
+//!   challenge memory of `/credentials` and `/presentations`; status lists in the ledger
+//!   (`specs/credentials.md`).
 //! - [`node`]: wires the parts together and runs them until shutdown.
 //! - [`clock`], [`metrics`]: time as an input; Prometheus counters.
 
@@ -17,11 +20,13 @@ pub mod access_map;
 pub mod api;
 pub mod clock;
 pub mod config;
+pub mod credentials;
 pub mod keyfile;
 pub mod ledger;
 pub mod metrics;
 pub mod node;
 pub mod sequencer;
+pub mod status_lists;
 pub mod storage;
 pub mod tree;
 pub mod writepath;

@@ -41,6 +41,10 @@ pub enum NodeError {
     Ledger(#[from] LedgerError),
     #[error("cannot start the committer thread: {0}")]
     Committer(std::io::Error),
+    #[error("cannot load [credentials]: {0}")]
+    Credentials(String),
+    #[error("cannot load [tls]: {0}")]
+    Tls(String),
     #[error("cannot listen on {addr}: {source}")]
     Listen { addr: SocketAddr, source: std::io::Error },
 }
@@ -112,11 +116,12 @@ pub struct RunningNode {
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
     committer: Option<CommitterHandle>,
+    https: bool,
 }
 
 impl RunningNode {
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("{}://{}", if self.https { "https" } else { "http" }, self.addr)
     }
 
     /// Stops accepting requests, lets in-flight ones finish, commits everything queued,
@@ -144,13 +149,26 @@ pub async fn start(cfg: &NodeConfig, clock: Arc<dyn Clock>) -> Result<RunningNod
         metrics: parts.metrics.clone(),
         genesis_json: parts.genesis_json.clone(),
         did_answers: Arc::default(),
-        clock: clock_for_api,
+        clock: clock_for_api.clone(),
         auth: Arc::default(),
+        credentials: Arc::new(
+            crate::credentials::CredentialService::new(parts.ledger.clone(), parts.write.clone(), clock_for_api, cfg.credentials.as_ref())
+                .map_err(|e| NodeError::Credentials(e.to_string()))?,
+        ),
     };
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(api::serve(listener, state, cfg.max_request_bytes, async {
+    let stop = async {
         let _ = rx.await;
-    }));
-    tracing::info!(%addr, size = parts.ledger.size(), "node serving");
-    Ok(RunningNode { addr, parts, shutdown: Some(tx), server, committer: Some(committer) })
+    };
+    let tls = match &cfg.tls {
+        Some(t) => Some(api::tls::server_config(&t.cert, &t.key).map_err(|e| NodeError::Tls(e.to_string()))?),
+        None => None,
+    };
+    let https = tls.is_some();
+    let server = match tls {
+        Some(t) => tokio::spawn(api::tls::serve_tls(listener, state, cfg.max_request_bytes, t, stop)),
+        None => tokio::spawn(api::serve(listener, state, cfg.max_request_bytes, stop)),
+    };
+    tracing::info!(%addr, https, size = parts.ledger.size(), "node serving");
+    Ok(RunningNode { addr, parts, shutdown: Some(tx), server, committer: Some(committer), https })
 }

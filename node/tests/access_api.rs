@@ -83,6 +83,8 @@ impl Net {
             queue_bytes: 1 << 20,
             max_request_bytes: 1 << 20,
             storage,
+            credentials: None,
+            tls: None,
         };
         let clock = Arc::new(ManualClock::new(T0));
         let node = dojang_node::node::start(&cfg, clock.clone()).await.unwrap();

@@ -43,7 +43,11 @@ fn entry(g: &Genesis, key: &SigningKey, kind: Kind, nonce: u64, payload: &[u8]) 
         nonce,
         timestamp_ms: NOW,
         // Access events must carry a well-formed sealed event: one about nobody, seeded.
-        payload: if kind == Kind::AccessEvent { dojang_core::access::AccessEvent::cover(payload).encode() } else { payload.to_vec() },
+        payload: if kind == Kind::AccessEvent {
+            dojang_core::access::AccessEvent::cover(&[payload, &nonce.to_be_bytes(), key.verifying_key().as_bytes()].concat()).encode()
+        } else {
+            payload.to_vec()
+        },
     }
     .sign(key, &g.hash())
     .unwrap()

@@ -408,3 +408,113 @@ fn access_log_and_citizen_audit_through_the_cli() {
         "not a writer key",
     );
 }
+
+/// Credentials through the CLI on a real `dojangd` with an issuer configured: status lists,
+/// issuing by the node, verification against the genesis file with proofs and again
+/// offline from the saved bundle, a presentation verified once and refused as a replay,
+/// suspension, and one-line errors.
+#[test]
+fn credentials_and_presentations_through_the_cli() {
+    use dojang_core::did_key::DidKey;
+    use dojang_core::genesis::{TrustedIssuer, Validator};
+    use dojang_node::keyfile::KeyFile;
+    use ed25519_dalek::SigningKey;
+    let dir = tempfile::tempdir().unwrap();
+    let p = |n: &str| dir.path().join(n).to_str().unwrap().to_owned();
+    let vkey = SigningKey::from_bytes(&[1; 32]);
+    let ikey = SigningKey::from_bytes(&[2; 32]);
+    let ik = DidKey::from_verifying_key(&ikey.verifying_key());
+    let mut g = Genesis::new("vccli", 0, vec![Validator::with_keys("v0", "Validator", &vkey.verifying_key(), &[], "")]);
+    g.trusted_issuers = vec![TrustedIssuer {
+        did: ik.did(),
+        name: "Gov-Pass (cli test)".into(),
+        keys: vec![ik.key_id()],
+        document_types: vec![],
+        credential_types: vec!["MobileIdCredential".into()],
+    }];
+    std::fs::write(p("genesis.json"), g.to_json_pretty()).unwrap();
+    KeyFile::from_signing_key(&vkey).write_new(&dir.path().join("v.key")).unwrap();
+    KeyFile::from_signing_key(&ikey).write_new(&dir.path().join("issuer.key")).unwrap();
+    KeyFile::from_signing_key(&SigningKey::from_bytes(&[9; 32])).write_new(&dir.path().join("holder.key")).unwrap();
+    std::fs::write(p("token"), "cli-test-operator-token-0123456789abcdef\n").unwrap();
+    let cfg = String::from(
+        "data_dir = \"data\"\ngenesis = \"genesis.json\"\nvalidator_key = \"v.key\"\nvalidator_id = \"v0\"\nlisten = \"127.0.0.1:0\"\n\n[credentials]\nissuer_key = \"issuer.key\"\napi_token_file = \"token\"\n",
+    );
+    std::fs::write(p("node.toml"), cfg).unwrap();
+    let d = dojang_tests::Daemon::spawn(&dir.path().join("node.toml"));
+    let (url, gp, tok) = (d.url.clone(), p("genesis.json"), p("token"));
+    for (id, purpose) in [("urn:dojang:status-list:r1", "revocation"), ("urn:dojang:status-list:s1", "suspension")] {
+        ok_json(&[
+            "--json",
+            "vc",
+            "list-create",
+            "--node",
+            &url,
+            "--token-file",
+            &tok,
+            "--id",
+            id,
+            "--purpose",
+            purpose,
+            "--credential-type",
+            "MobileIdCredential",
+        ]);
+    }
+    let holder = DidKey::from_verifying_key(&SigningKey::from_bytes(&[9; 32]).verifying_key()).did();
+    let unsigned = serde_json::json!({
+        "@context": ["https://www.w3.org/ns/credentials/v2", "https://w3id.org/dojang/credentials/v1"],
+        "type": ["VerifiableCredential", "MobileIdCredential"],
+        "validFrom": "2020-01-01T00:00:00Z",
+        "credentialSubject": {"id": holder, "givenName": "Gil-dong"},
+        "credentialStatus": [
+            {"id": "urn:dojang:status-list:r1#3", "type": "BitstringStatusListEntry", "statusPurpose": "revocation", "statusListIndex": "3", "statusListCredential": "urn:dojang:status-list:r1"},
+            {"id": "urn:dojang:status-list:s1#3", "type": "BitstringStatusListEntry", "statusPurpose": "suspension", "statusListIndex": "3", "statusListCredential": "urn:dojang:status-list:s1"}
+        ]
+    });
+    std::fs::write(p("unsigned.json"), unsigned.to_string()).unwrap();
+    std::fs::write(p("badtoken"), "not-the-operator-token-not-the-operator-token\n").unwrap();
+    fails_with(&["vc", "issue", "--node", &url, "--token-file", &p("badtoken"), "--credential", &p("unsigned.json")], "401");
+    let out = dojang(&["vc", "issue", "--node", &url, "--token-file", &tok, "--credential", &p("unsigned.json"), "--out", &p("vc.json")]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let r = ok_json(&["--json", "vc", "verify", "--node", &url, "--genesis", &gp, "--file", &p("vc.json"), "--save", &p("bundle.json")]);
+    assert_eq!(r["verified"], true, "{r}");
+    let r = ok_json(&["--json", "vc", "verify", "--offline", "--genesis", &gp, "--bundle", &p("bundle.json"), "--file", &p("vc.json")]);
+    assert_eq!(r["verified"], true, "{r}");
+    assert_eq!(ok_json(&["--json", "vc", "verify", "--remote", "--node", &url, "--file", &p("vc.json")])["verified"], true);
+    let mut tampered: serde_json::Value = serde_json::from_slice(&std::fs::read(p("vc.json")).unwrap()).unwrap();
+    tampered["credentialSubject"]["givenName"] = "Mallory".into();
+    std::fs::write(p("tampered.json"), tampered.to_string()).unwrap();
+    fails_with(&["vc", "verify", "--node", &url, "--genesis", &gp, "--file", &p("tampered.json")], "verification failed: proof");
+    // Present with a node-issued challenge; verified once, then refused as a replay.
+    let out = dojang(&[
+        "vc",
+        "present",
+        "--node",
+        &url,
+        "--key",
+        &p("holder.key"),
+        "--credential",
+        &p("vc.json"),
+        "--domain",
+        "bank.example",
+        "--out",
+        &p("vp.json"),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let vp: serde_json::Value = serde_json::from_slice(&std::fs::read(p("vp.json")).unwrap()).unwrap();
+    let c = vp["proof"]["challenge"].as_str().unwrap().to_owned();
+    assert_eq!(
+        ok_json(&["--json", "vp", "verify", "--node", &url, "--file", &p("vp.json"), "--challenge", &c, "--domain", "bank.example"])["verified"],
+        true
+    );
+    fails_with(&["vp", "verify", "--node", &url, "--file", &p("vp.json"), "--challenge", &c, "--domain", "bank.example"], "replay");
+    fails_with(
+        &["vp", "verify", "--local", "--node", &url, "--file", &p("vp.json"), "--challenge", "other", "--domain", "bank.example"],
+        "challenge",
+    );
+    // Suspend: the credential is still cryptographically valid but fails on status.
+    ok_json(&["--json", "vc", "status", "--node", &url, "--token-file", &tok, "--list", "urn:dojang:status-list:s1", "--index", "3"]);
+    fails_with(&["vc", "verify", "--node", &url, "--genesis", &gp, "--file", &p("vc.json")], "verification failed: status");
+    fails_with(&["vc", "verify", "--file", &p("missing.json")], "cannot read");
+    drop(d);
+}

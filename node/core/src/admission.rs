@@ -37,6 +37,7 @@ pub enum Payload {
     Issuance(crate::documents::Issuance),
     Status(crate::documents::StatusChange),
     Access(crate::access::AccessEvent),
+    StatusList(crate::vc::status_list::StatusListUpdate),
 }
 
 impl Candidate {
@@ -77,6 +78,16 @@ impl Candidate {
     }
 }
 
+impl Candidate {
+    /// The status-list update (`specs/credentials.md` §6.2), from admission's decoding.
+    pub fn status_list_update(&self) -> Result<crate::vc::status_list::StatusListUpdate, crate::vc::status_list::StatusListError> {
+        match &self.payload {
+            Payload::StatusList(u) => Ok(u.clone()),
+            _ => crate::vc::status_list::StatusListUpdate::decode(&self.entry.payload),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AdmissionError {
     #[error(transparent)]
@@ -99,6 +110,8 @@ pub enum AdmissionError {
     DuplicateAccessTag { tag: String },
     #[error("access event is sealed to {kid:?}, which is not the key-agreement key of a genesis auditor")]
     UnknownAuditor { kid: String },
+    #[error(transparent)]
+    StatusList(#[from] crate::vc::status_list::StatusListError),
 }
 
 impl AdmissionError {
@@ -119,6 +132,7 @@ impl AdmissionError {
             AdmissionError::Access(e) => e.slug(),
             AdmissionError::DuplicateAccessTag { .. } => "duplicate-access-tag",
             AdmissionError::UnknownAuditor { .. } => "unknown-auditor",
+            AdmissionError::StatusList(e) => e.slug(),
         }
     }
 }
@@ -180,8 +194,8 @@ impl Rules {
     }
 
     /// Step 3 (§6.3): who may write what, as far as it can be told without ledger state.
-    /// Access events and status-list updates need a writer key of a genesis agency; DID
-    /// operations, registry changes and document entries carry their authority in ledger
+    /// Access events need a writer key of a genesis agency; DID
+    /// operations, registry changes, document entries and status-list updates carry their authority in ledger
     /// state or in approvals, checked when the batch is applied. Returns the decoded
     /// payload for the apply step.
     pub fn authorize(&self, entry: &Entry) -> Result<Payload, AdmissionError> {
@@ -230,13 +244,9 @@ impl Rules {
                 }
                 Ok(Payload::Access(event))
             }
-            Kind::StatusListUpdate => {
-                if self.genesis.agency_of_writer(&entry.author).is_some() {
-                    Ok(Payload::Opaque)
-                } else {
-                    Err(AdmissionError::Unauthorized { author: entry.author.clone(), kind: entry.kind.name() })
-                }
-            }
+            // Issuer authority comes from the registry and the list's state, checked when
+            // the batch is applied (`specs/credentials.md` §6.4).
+            Kind::StatusListUpdate => Ok(Payload::StatusList(crate::vc::status_list::StatusListUpdate::decode(&entry.payload)?)),
         }
     }
 

@@ -32,6 +32,8 @@
 //! - [`auth`]: DID challenge/response and short-lived node-signed tokens for the audit API.
 //! - [`admission`]: the pure admission rules of the write path: decode, verify,
 //!   authorise, replay-check (§6).
+//! - [`vc`]: W3C Verifiable Credentials 2.0 with Data Integrity EdDSA proofs, JSON-LD and
+//!   RDFC-1.0, presentations and Bitstring Status Lists on the ledger (`specs/credentials.md`).
 //! - [`bundle`]: offline proof bundles: an entry or a tree extension proven against a
 //!   checkpoint that a quorum signed (§7).
 
@@ -54,6 +56,7 @@ pub mod resolution;
 pub mod signature;
 pub mod sparse_map;
 mod text;
+pub mod vc;
 
 #[cfg(test)]
 pub(crate) mod testing;

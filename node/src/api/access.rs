@@ -1,4 +1,4 @@
-//! The access-log and citizen-audit endpoints (`specs/api.md` §4.16,
+//! The access-log and citizen-audit endpoints (`specs/api.md` §4.22,
 //! `specs/access-log.md` §16): recording access events, DID challenge/token
 //! authentication, a subject's history with completeness proofs, the live feed, and the
 //! auditor's view.

@@ -28,6 +28,9 @@ use crate::metrics::Metrics;
 use crate::sequencer::SequencerError;
 use crate::writepath::WritePath;
 
+pub mod tls;
+mod vc;
+
 /// Largest number of entries in one JSON batch submission.
 pub const MAX_BATCH_ENTRIES: usize = 10_000;
 
@@ -41,6 +44,7 @@ pub struct ApiState {
     pub clock: Arc<dyn crate::clock::Clock>,
     /// Challenges already answered (the audit API's only authentication state).
     pub auth: Arc<AuthState>,
+    pub credentials: Arc<crate::credentials::CredentialService>,
 }
 
 pub use access::AuthState;
@@ -97,6 +101,14 @@ pub fn router(state: ApiState, max_body: usize) -> Router {
         .route("/v1/documents/expiring", get(expiring_documents))
         .route("/v1/documents/{commitment}", get(get_document))
         .route("/v1/registry", get(get_registry))
+        .route("/credentials/issue", post(vc::issue))
+        .route("/credentials/verify", post(vc::verify))
+        .route("/credentials/status", post(vc::update_status))
+        .route("/presentations/challenge", post(vc::challenge))
+        .route("/presentations/verify", post(vc::verify_presentation))
+        .route("/v1/status-lists", post(vc::create_list))
+        .route("/v1/status-lists/{id}", get(vc::get_list))
+        .route("/v1/status-lists/{id}/{index}", get(vc::get_bit))
         .route("/healthz", get(healthz))
         .route("/metrics", get(render_metrics))
         .merge(access::routes())
@@ -181,7 +193,7 @@ fn admission_problem(e: &AdmissionError) -> Problem {
         AdmissionError::Access(_) => (StatusCode::BAD_REQUEST, "malformed access event"),
         AdmissionError::DuplicateAccessTag { .. } => (StatusCode::CONFLICT, "slot already used"),
         AdmissionError::UnknownAuditor { .. } => (StatusCode::BAD_REQUEST, "unknown auditor"),
-        AdmissionError::Registry(_) | AdmissionError::Document(_) => {
+        AdmissionError::Registry(_) | AdmissionError::Document(_) | AdmissionError::StatusList(_) => {
             let slug = e.slug();
             let forbidden = [
                 "not-authorized",
@@ -192,6 +204,7 @@ fn admission_problem(e: &AdmissionError) -> Problem {
                 "unknown-issuer-key",
                 "status-unauthorized",
                 "invalid-approval",
+                "list-unauthorized",
             ];
             if forbidden.iter().any(|s| slug.contains(s)) {
                 (StatusCode::FORBIDDEN, "not authorised")

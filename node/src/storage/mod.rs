@@ -51,10 +51,13 @@ pub enum Table {
     AccessTags,
     /// BLAKE3(auditor key id)[..8] || leaf index (u64 BE) -> empty: events sealed to an auditor.
     AuditorEvents,
+    /// `m` || list id -> a status list's state (JSON); `b` || list id -> its bits
+    /// (`specs/credentials.md` §6.3).
+    StatusLists,
 }
 
 impl Table {
-    pub const ALL: [Table; 13] = [
+    pub const ALL: [Table; 14] = [
         Table::Entries,
         Table::Nodes,
         Table::LeafIndex,
@@ -68,6 +71,7 @@ impl Table {
         Table::MapNodes,
         Table::AccessTags,
         Table::AuditorEvents,
+        Table::StatusLists,
     ];
 
     pub fn name(self) -> &'static str {
@@ -85,6 +89,7 @@ impl Table {
             Table::MapNodes => "map_nodes",
             Table::AccessTags => "access_tags",
             Table::AuditorEvents => "auditor_events",
+            Table::StatusLists => "status_lists",
         }
     }
 }
