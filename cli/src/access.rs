@@ -496,16 +496,18 @@ pub fn run_audit(cmd: AuditCmd, json: bool) -> anyhow::Result<()> {
                     "official": d.official, "category": d.category, "purpose": purpose_text(&d.purpose), "subject": d.subject}));
             }
             emit(json, json!({ "events": rows, "checkpoint_size": cp.checkpoint.size }), || {
-                let mut s = String::new();
+                let text = |r: &Value, k: &str| field(r, k).as_str().map(str::to_owned).unwrap_or_else(|| field(r, k).to_string());
+                let mut s =
+                    format!("{:<8}  {:<24}  {:<14}  {:<22}  {:<34}  {}\n", "INDEX", "WHEN", "OFFICIAL", "CATEGORY", "PURPOSE", "SUBJECT");
                 for r in &rows {
                     s.push_str(&format!(
-                        "{}  {}  {}  {}  {}  {}\n",
-                        field(r, "index"),
-                        field(r, "time"),
-                        field(r, "agency"),
-                        field(r, "official"),
-                        field(r, "category"),
-                        field(r, "purpose")
+                        "{:<8}  {:<24}  {:<14}  {:<22}  {:<34}  {}\n",
+                        text(r, "index"),
+                        text(r, "time"),
+                        text(r, "official"),
+                        text(r, "category"),
+                        text(r, "purpose"),
+                        text(r, "subject")
                     ));
                 }
                 s.push_str(&format!("{} event(s) sealed to {}, proven against checkpoint size {}", rows.len(), kf.did, cp.checkpoint.size));
@@ -553,7 +555,7 @@ fn watch(who: &Who, count: Option<usize>, json: bool) -> anyhow::Result<()> {
                     emit(json, v.clone(), || {
                         format!(
                             "new access event: writer {} slot {} at ledger index {} — run `dojang audit history` to read it",
-                            field(&v, "writer"),
+                            field(&v, "writer").as_str().unwrap_or_default(),
                             field(&v, "slot"),
                             field(&v, "index")
                         )
