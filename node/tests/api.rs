@@ -216,12 +216,42 @@ async fn random_input_never_gets_a_server_error() {
         let ct = ["application/octet-stream", "application/json", "multipart/form-data; boundary=x", "text/plain"][(r % 4) as usize];
         let a = call("POST", format!("{}/v1/entries", env.node.url()), Some(ct), None, body.clone()).await;
         assert!(a.status < 500, "round {round}: POST /v1/entries answered {}: {}", a.status, a.text());
-        let a = call("POST", format!("{}/v1/documents/verify?salt={}", env.node.url(), hex::encode(&body)), Some(ct), None, body).await;
+        let a = call("POST", format!("{}/v1/documents/verify?salt={}", env.node.url(), hex::encode(&body)), Some(ct), None, body.clone()).await;
         assert!(a.status < 500, "round {round}: documents/verify answered {}: {}", a.status, a.text());
         let junk: String = (0..(next() % 40)).map(|_| alphabet[(next() as usize) % alphabet.len()]).collect();
         let enc: String = junk.bytes().map(|b| format!("%{b:02X}")).collect();
         // Header values must be visible ASCII on the client side already.
         let accept: String = junk.chars().filter(|c| c.is_ascii_graphic() || *c == ' ').collect();
+        // The JSON endpoints: the mutated body, and JSON whose members hold junk.
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&body);
+        let json_bodies = [
+            body.clone(),
+            serde_json::json!({"entries": [b64]}).to_string().into_bytes(),
+            serde_json::json!({"did": junk, "challenge": accept, "verificationMethod": junk, "signature": b64}).to_string().into_bytes(),
+            serde_json::json!({"verifiableCredential": {"@context": [junk], "proof": {"proofValue": accept}}, "verifiablePresentation": {"type": junk}}).to_string().into_bytes(),
+        ];
+        for path in [
+            "/v1/access-events",
+            "/v1/auth/challenge",
+            "/v1/auth/token",
+            "/credentials/verify",
+            "/presentations/verify",
+            "/presentations/challenge",
+        ] {
+            let b = json_bodies[(next() % 4) as usize].clone();
+            let a = call("POST", format!("{}{path}", env.node.url()), Some("application/json"), None, b).await;
+            assert!(a.status < 500, "round {round}: POST {path} answered {}: {}", a.status, a.text());
+        }
+        for (path, auth, grant) in [
+            (format!("/v1/audit/history?subject={enc}"), format!("Bearer {accept}"), accept.clone()),
+            ("/v1/audit/history".to_owned(), format!("Bearer {b64}.{b64}"), b64.clone()),
+            (format!("/v1/audit/auditor?from={enc}"), format!("Bearer {accept}"), String::new()),
+            (format!("/v1/access/tags/{enc}"), String::new(), String::new()),
+        ] {
+            let headers = vec![("Authorization".to_owned(), auth), (dojang_core::audit::GRANT_HEADER.to_owned(), grant)];
+            let a = support::call_with("GET", format!("{}{path}", env.node.url()), headers, vec![]).await;
+            assert!(a.status < 500, "round {round}: GET {path} answered {}: {}", a.status, a.text());
+        }
         for path in [
             format!("/v1/entries/{enc}"),
             format!("/v1/proofs/inclusion?index={enc}&size={}", next() % 5),
