@@ -594,8 +594,10 @@ pub fn access(args: AccessBenchArgs) -> anyhow::Result<()> {
     let mut totals = args.totals.clone();
     totals.sort_unstable();
     let last_total = totals.last().copied().unwrap_or(0).max(args.ingest);
-    // The citizen's events sit at evenly spaced positions of the whole ledger.
-    let every = (last_total / u64::from(args.history.max(1))).max(1);
+    // The citizen's events sit at evenly spaced positions of the first (smallest) ledger,
+    // so every measured total holds the whole history.
+    let first_total = totals.first().copied().unwrap_or(last_total).max(args.ingest);
+    let every = (first_total / u64::from(args.history.max(1))).max(1);
     let next_slot = std::cell::RefCell::new(vec![0u32; writers.len()]);
     let mut nonces = vec![0u64; writers.len()];
     let mut rng = Rng(0xA11CE);

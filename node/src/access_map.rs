@@ -71,7 +71,15 @@ impl MapStore {
     }
 }
 
+/// Stored map levels read per store call below the cache: at 10^7 keys the paths end a
+/// few levels below it, and every level asked for beyond a path's end is a miss.
+const STORED_LEVELS_PER_READ: u16 = 4;
+
 impl MapSource for MapStore {
+    fn levels_per_read(&self, depth: u16) -> u16 {
+        if depth <= CACHED_DEPTH { CACHED_DEPTH + 1 - depth } else { STORED_LEVELS_PER_READ }
+    }
+
     fn get_many(&self, ids: &[MapNodeId]) -> Result<Vec<Option<MapNode>>, MapSourceError> {
         let mut out: Vec<Option<MapNode>> = vec![None; ids.len()];
         let mut misses = Vec::new();

@@ -703,22 +703,36 @@ impl Ledger {
             let Some(next_tag) = chain.tags.get(present) else {
                 return Err(LedgerError::GrantExhausted { writer: chain.writer.clone(), slots: chain.tags.len() });
             };
+            // All map proofs of the chain in one walk (shared upper nodes read once), the
+            // absence proof of the next slot last; the entries in one batched read.
+            let mut tags: Vec<[u8; 32]> = chain.tags.iter().take(present).copied().collect();
+            tags.push(*next_tag);
+            let mut map_proofs = sparse_map::prove_many(&self.map, &tags)?;
+            let next =
+                map_proofs.pop().ok_or(LedgerError::CorruptState { what: "access map", reason: "no proof for the next slot".into() })?;
+            let indices = found
+                .iter()
+                .take(present)
+                .map(|v| {
+                    v.as_deref()
+                        .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                        .map(u64::from_be_bytes)
+                        .ok_or_else(|| LedgerError::CorruptState { what: "access tag index", reason: "not 8 bytes".into() })
+                })
+                .collect::<Result<Vec<u64>, _>>()?;
+            let keys: Vec<Vec<u8>> = indices.iter().map(|i| i.to_be_bytes().to_vec()).collect();
+            let bodies = self.store.backend().multi_get(Table::Entries, &keys)?;
             let mut events = Vec::with_capacity(present);
-            for (tag, v) in chain.tags.iter().zip(&found).take(present) {
-                let index = v
-                    .as_deref()
-                    .and_then(|b| <[u8; 8]>::try_from(b).ok())
-                    .map(u64::from_be_bytes)
-                    .ok_or_else(|| LedgerError::CorruptState { what: "access tag index", reason: "not 8 bytes".into() })?;
-                let p = self.entry_proof(index, size)?;
-                events.push(EventProof { index, entry: p.entry, inclusion: p.proof, map: sparse_map::prove(&self.map, tag)? });
+            for ((index, body), map) in indices.into_iter().zip(bodies).zip(map_proofs) {
+                let bytes = body.ok_or(LedgerError::NoSuchEntry { index, size })?;
+                events.push(EventProof {
+                    index,
+                    entry: base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &bytes),
+                    inclusion: self.tree.inclusion_proof(index, size)?,
+                    map,
+                });
             }
-            out.push(ChainProof {
-                writer: chain.writer.clone(),
-                start: chain.start,
-                events,
-                next: sparse_map::prove(&self.map, next_tag)?,
-            });
+            out.push(ChainProof { writer: chain.writer.clone(), start: chain.start, events, next });
         }
         Ok(HistoryBundle { subject: subject.to_owned(), checkpoint: latest.1.clone(), chains: out })
     }

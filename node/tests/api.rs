@@ -216,7 +216,8 @@ async fn random_input_never_gets_a_server_error() {
         let ct = ["application/octet-stream", "application/json", "multipart/form-data; boundary=x", "text/plain"][(r % 4) as usize];
         let a = call("POST", format!("{}/v1/entries", env.node.url()), Some(ct), None, body.clone()).await;
         assert!(a.status < 500, "round {round}: POST /v1/entries answered {}: {}", a.status, a.text());
-        let a = call("POST", format!("{}/v1/documents/verify?salt={}", env.node.url(), hex::encode(&body)), Some(ct), None, body.clone()).await;
+        let a =
+            call("POST", format!("{}/v1/documents/verify?salt={}", env.node.url(), hex::encode(&body)), Some(ct), None, body.clone()).await;
         assert!(a.status < 500, "round {round}: documents/verify answered {}: {}", a.status, a.text());
         let junk: String = (0..(next() % 40)).map(|_| alphabet[(next() as usize) % alphabet.len()]).collect();
         let enc: String = junk.bytes().map(|b| format!("%{b:02X}")).collect();

@@ -1053,6 +1053,20 @@ impl SubjectKey {
         Ok(details)
     }
 
+    /// Opens an event whose tag the caller has already proven to be this subject's tag for
+    /// a known (writer, slot) — as `audit::verify_history` does from the subject's own key
+    /// — and which the caller will compare with the details' `writer` and `slot`. Decrypts,
+    /// validates and checks the subject like [`SubjectKey::open`], without recomputing the
+    /// pair key (an X25519 operation) per event.
+    pub fn open_proven(&self, genesis_hash: &Hash, event: &AccessEvent) -> Result<AccessDetails, AccessError> {
+        event.validate()?;
+        let details = open_details(&self.x_secret, genesis_hash, event, &event.seal)?;
+        if details.subject != self.did {
+            return Err(AccessError::SubjectMismatch { expected: shown(&self.did), actual: shown(&details.subject) });
+        }
+        Ok(details)
+    }
+
     /// Opens the event an entry carries (§9.3): the entry is an `access-event/v1` and its
     /// author is the writer the details name, then [`SubjectKey::open`]. The entry's
     /// signature is the caller's to check (admission or a proof bundle).

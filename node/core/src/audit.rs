@@ -410,7 +410,9 @@ impl VerifiedHistory {
         self.events
             .iter()
             .map(|e| {
-                let details = subject.open(genesis_hash, &e.event)?;
+                // The tag was derived from the subject's key for (writer, slot) in
+                // `verify_history`; the details must name that writer and slot.
+                let details = subject.open_proven(genesis_hash, &e.event)?;
                 if details.slot != e.slot {
                     return Err(AuditError::SlotMismatch { index: e.index, found: details.slot, expected: e.slot });
                 }

@@ -257,6 +257,14 @@ pub trait MapSource {
     /// The nodes at `ids`, in order, one answer per id. Insertion asks for a whole tree
     /// level per call and proofs for a whole stretch of path, so a store can batch reads.
     fn get_many(&self, ids: &[MapNodeId]) -> Result<Vec<Option<MapNode>>, MapSourceError>;
+    /// How many levels, from `depth` down, a proof walk should ask for in one
+    /// [`MapSource::get_many`] call. Reading more than the path needs costs lookups of
+    /// absent nodes; reading fewer costs round trips. A source with cached upper levels
+    /// answers those in one call and the stored ones a few levels at a time.
+    fn levels_per_read(&self, depth: u16) -> u16 {
+        let _ = depth;
+        PATH_READ_LEVELS
+    }
 }
 
 /// A node store failed.
@@ -658,7 +666,7 @@ fn walk(src: &impl MapSource, keys: &[[u8; 32]], with_siblings: bool) -> Result<
         if lo > KEY_BITS {
             return Err(MapError::Corrupt { depth: KEY_BITS, reason: "path continues below depth 256" });
         }
-        let hi = lo.saturating_add(PATH_READ_LEVELS).min(KEY_BITS + 1);
+        let hi = lo.saturating_add(src.levels_per_read(lo).max(1)).min(KEY_BITS + 1);
         let mut index: HashMap<MapNodeId, usize> = HashMap::new();
         let mut ids: Vec<MapNodeId> = Vec::new();
         let mut want = |id: MapNodeId| {
