@@ -695,46 +695,59 @@ impl Ledger {
         let _guard = self.map_lock.read().unwrap_or_else(|p| p.into_inner());
         let latest = self.latest();
         let size = latest.0;
-        let mut out = Vec::with_capacity(chains.len());
-        for chain in chains {
-            let keys: Vec<Vec<u8>> = chain.tags.iter().map(|t| t.to_vec()).collect();
-            let found = self.store.backend().multi_get(Table::AccessTags, &keys)?;
-            let present = found.iter().take_while(|v| v.is_some()).count();
-            let Some(next_tag) = chain.tags.get(present) else {
-                return Err(LedgerError::GrantExhausted { writer: chain.writer.clone(), slots: chain.tags.len() });
-            };
-            // All map proofs of the chain in one walk (shared upper nodes read once), the
-            // absence proof of the next slot last; the entries in one batched read.
-            let mut tags: Vec<[u8; 32]> = chain.tags.iter().take(present).copied().collect();
-            tags.push(*next_tag);
-            let mut map_proofs = sparse_map::prove_many(&self.map, &tags)?;
-            let next =
-                map_proofs.pop().ok_or(LedgerError::CorruptState { what: "access map", reason: "no proof for the next slot".into() })?;
-            let indices = found
-                .iter()
-                .take(present)
-                .map(|v| {
-                    v.as_deref()
-                        .and_then(|b| <[u8; 8]>::try_from(b).ok())
-                        .map(u64::from_be_bytes)
-                        .ok_or_else(|| LedgerError::CorruptState { what: "access tag index", reason: "not 8 bytes".into() })
-                })
-                .collect::<Result<Vec<u64>, _>>()?;
-            let keys: Vec<Vec<u8>> = indices.iter().map(|i| i.to_be_bytes().to_vec()).collect();
-            let bodies = self.store.backend().multi_get(Table::Entries, &keys)?;
-            let mut events = Vec::with_capacity(present);
-            for ((index, body), map) in indices.into_iter().zip(bodies).zip(map_proofs) {
-                let bytes = body.ok_or(LedgerError::NoSuchEntry { index, size })?;
-                events.push(EventProof {
-                    index,
-                    entry: base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &bytes),
-                    inclusion: self.tree.inclusion_proof(index, size)?,
-                    map,
-                });
-            }
-            out.push(ChainProof { writer: chain.writer.clone(), start: chain.start, events, next });
-        }
+        // Chains are independent: two threads share them (the map and tree reads are
+        // shared-lock reads, and the result keeps the requested order).
+        let half = chains.len().div_ceil(2);
+        let (a, b) = chains.split_at(half.min(chains.len()));
+        let (ra, rb) = std::thread::scope(|scope| {
+            let hb = scope.spawn(|| b.iter().map(|c| self.chain_proof(c, size)).collect::<Result<Vec<_>, _>>());
+            let ra = a.iter().map(|c| self.chain_proof(c, size)).collect::<Result<Vec<_>, _>>();
+            (ra, hb.join())
+        });
+        let mut out = ra?;
+        out.extend(rb.map_err(|_| LedgerError::CorruptState { what: "access history", reason: "a proof thread panicked".into() })??);
         Ok(HistoryBundle { subject: subject.to_owned(), checkpoint: latest.1.clone(), chains: out })
+    }
+
+    /// One chain of [`Ledger::access_history`]: the events up to the first empty slot with
+    /// inclusion and map proofs, and the map proof of that empty slot. The caller holds the
+    /// map lock.
+    fn chain_proof(&self, chain: &ChainRequest, size: u64) -> Result<ChainProof, LedgerError> {
+        let keys: Vec<Vec<u8>> = chain.tags.iter().map(|t| t.to_vec()).collect();
+        let found = self.store.backend().multi_get(Table::AccessTags, &keys)?;
+        let present = found.iter().take_while(|v| v.is_some()).count();
+        let Some(next_tag) = chain.tags.get(present) else {
+            return Err(LedgerError::GrantExhausted { writer: chain.writer.clone(), slots: chain.tags.len() });
+        };
+        // All map proofs of the chain in one walk (shared upper nodes read once), the
+        // absence proof of the next slot last; the entries in one batched read.
+        let mut tags: Vec<[u8; 32]> = chain.tags.iter().take(present).copied().collect();
+        tags.push(*next_tag);
+        let mut map_proofs = sparse_map::prove_many(&self.map, &tags)?;
+        let next = map_proofs.pop().ok_or(LedgerError::CorruptState { what: "access map", reason: "no proof for the next slot".into() })?;
+        let indices = found
+            .iter()
+            .take(present)
+            .map(|v| {
+                v.as_deref()
+                    .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                    .map(u64::from_be_bytes)
+                    .ok_or_else(|| LedgerError::CorruptState { what: "access tag index", reason: "not 8 bytes".into() })
+            })
+            .collect::<Result<Vec<u64>, _>>()?;
+        let keys: Vec<Vec<u8>> = indices.iter().map(|i| i.to_be_bytes().to_vec()).collect();
+        let bodies = self.store.backend().multi_get(Table::Entries, &keys)?;
+        let mut events = Vec::with_capacity(present);
+        for ((index, body), map) in indices.into_iter().zip(bodies).zip(map_proofs) {
+            let bytes = body.ok_or(LedgerError::NoSuchEntry { index, size })?;
+            events.push(EventProof {
+                index,
+                entry: base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &bytes),
+                inclusion: self.tree.inclusion_proof(index, size)?,
+                map,
+            });
+        }
+        Ok(ChainProof { writer: chain.writer.clone(), start: chain.start, events, next })
     }
 
     /// Events sealed to the auditor key `kid` from leaf index `from` on, at most `limit`,
