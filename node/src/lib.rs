@@ -17,6 +17,7 @@ pub mod access_map;
 pub mod api;
 pub mod clock;
 pub mod config;
+pub mod consensus;
 pub mod keyfile;
 pub mod ledger;
 pub mod metrics;

@@ -51,10 +51,13 @@ pub enum Table {
     AccessTags,
     /// BLAKE3(auditor key id)[..8] || leaf index (u64 BE) -> empty: events sealed to an auditor.
     AuditorEvents,
+    /// consensus height (u64 BE) -> the decided block and its commit certificate
+    /// (`specs/consensus.md` §6), served to peers that catch up through value sync.
+    Blocks,
 }
 
 impl Table {
-    pub const ALL: [Table; 13] = [
+    pub const ALL: [Table; 14] = [
         Table::Entries,
         Table::Nodes,
         Table::LeafIndex,
@@ -68,6 +71,7 @@ impl Table {
         Table::MapNodes,
         Table::AccessTags,
         Table::AuditorEvents,
+        Table::Blocks,
     ];
 
     pub fn name(self) -> &'static str {
@@ -85,6 +89,7 @@ impl Table {
             Table::MapNodes => "map_nodes",
             Table::AccessTags => "access_tags",
             Table::AuditorEvents => "auditor_events",
+            Table::Blocks => "blocks",
         }
     }
 }
@@ -128,6 +133,8 @@ pub mod keys {
     pub const META_TREE_SIZE: &[u8] = b"tree_size";
     pub const META_GENESIS: &[u8] = b"genesis";
     pub const META_LATEST_CHECKPOINT: &[u8] = b"latest_checkpoint";
+    /// The last consensus height whose block is stored (u64 BE).
+    pub const META_CONSENSUS_HEIGHT: &[u8] = b"consensus_height";
 }
 
 #[derive(Debug, thiserror::Error)]
