@@ -132,6 +132,7 @@ fn bench_config(dir: &std::path::Path, genesis: &Genesis, vkey: &SigningKey) -> 
         queue_bytes: 256 << 20,
         max_request_bytes: 16 << 20,
         storage: StorageKind::Rocksdb,
+        ..NodeConfig::default()
     })
 }
 
