@@ -793,13 +793,15 @@ fn summary_ms(v: &mut [f64]) -> serde_json::Value {
 #[derive(Debug, clap::Args)]
 pub struct ClusterBenchArgs {
     /// Signed entries submitted to each of the validators.
-    #[arg(long, default_value_t = 30_000)]
+    #[arg(long, default_value_t = 40_000)]
     pub entries_per_node: usize,
     /// Entries per submission (one request).
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 4000)]
     pub batch: usize,
-    /// Concurrent submitters per validator.
-    #[arg(long, default_value_t = 4)]
+    /// Concurrent submitters per validator. Each validator's entries share one writer key,
+    /// whose nonces must commit in order: more than one submitter lets later nonces overtake
+    /// earlier ones, which are then refused as replays (reported as `entries_refused`).
+    #[arg(long, default_value_t = 1)]
     pub clients: usize,
     /// Validators on loopback.
     #[arg(long, default_value_t = 4)]
@@ -907,6 +909,7 @@ pub fn cluster(args: ClusterBenchArgs) -> anyhow::Result<()> {
             "machine": { "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) },
             "validators": n,
             "entries_committed": committed,
+            "entries_refused": n * args.entries_per_node - committed,
             "seconds": (secs * 1000.0).round() / 1000.0,
             "committed_entries_per_sec": (committed as f64 / secs).round(),
             "commit_latency_ms": { "unit": "one submission of `batch` entries, submit to durable commit", "p50": pct(0.5).round(), "p99": pct(0.99).round() },
