@@ -838,8 +838,10 @@ pub fn cluster(args: ClusterBenchArgs) -> anyhow::Result<()> {
         let author = DidKey::from_verifying_key(&key.verifying_key()).key_id();
         let mut entries = Vec::with_capacity(args.entries_per_node);
         for k in 0..args.entries_per_node {
-            let payload = dojang_core::access::AccessEvent::cover(format!("bench {i} {k} padded to a typical event size").as_bytes()).encode();
-            let e = UnsignedEntry { kind: Kind::AccessEvent, author: author.clone(), nonce: k as u64 + 1, timestamp_ms: now, payload }.sign(&key, &gh)?;
+            let payload =
+                dojang_core::access::AccessEvent::cover(format!("bench {i} {k} padded to a typical event size").as_bytes()).encode();
+            let e = UnsignedEntry { kind: Kind::AccessEvent, author: author.clone(), nonce: k as u64 + 1, timestamp_ms: now, payload }
+                .sign(&key, &gh)?;
             entries.push(e.encode()?);
         }
         work.push(entries.chunks(args.batch.max(1)).map(<[Vec<u8>]>::to_vec).collect());

@@ -64,7 +64,12 @@ fn n4_commit() {
     for round in 0..3u64 {
         // Entries go to different validators, concurrently.
         let got: Vec<Vec<(u64, Vec<u8>)>> = std::thread::scope(|s| {
-            let hs: Vec<_> = (0..4).map(|i| { let (c, d) = (&c, &nodes[i]); s.spawn(move || submit(c, d, i, 1 + round * 20, 20)) }).collect();
+            let hs: Vec<_> = (0..4)
+                .map(|i| {
+                    let (c, d) = (&c, &nodes[i]);
+                    s.spawn(move || submit(c, d, i, 1 + round * 20, 20))
+                })
+                .collect();
             hs.into_iter().map(|h| h.join().unwrap()).collect()
         });
         for (i, b) in got.into_iter().flatten() {

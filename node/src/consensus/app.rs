@@ -11,8 +11,8 @@ use arc_malachitebft_app_channel::app::consensus::{ProposedValue, VoteExtensionE
 use arc_malachitebft_app_channel::app::engine::host::{Next, SyncedValueOutcome};
 use arc_malachitebft_app_channel::app::streaming::{StreamContent, StreamId, StreamMessage};
 use arc_malachitebft_app_channel::app::types::core::{
-    CommitCertificate, Context as _, ExtendedCommitCertificate, Value as _, HeightParams, LinearTimeouts, Round, Validity, VoteExtensionPolicy,
-    VoteExtensions,
+    CommitCertificate, Context as _, ExtendedCommitCertificate, HeightParams, LinearTimeouts, Round, Validity, Value as _,
+    VoteExtensionPolicy, VoteExtensions,
 };
 use arc_malachitebft_app_channel::app::types::sync::RawDecidedValue;
 use arc_malachitebft_app_channel::app::types::{LocallyProposedValue, PeerId};
@@ -383,7 +383,11 @@ impl App {
     }
 
     /// Collects one part; when a stream is complete, checks it and answers with the value.
-    async fn received_part(&mut self, peer: PeerId, part: StreamMessage<ProposalPart>) -> Result<Option<ProposedValue<DojangContext>>, AppError> {
+    async fn received_part(
+        &mut self,
+        peer: PeerId,
+        part: StreamMessage<ProposalPart>,
+    ) -> Result<Option<ProposedValue<DojangContext>>, AppError> {
         let key = (peer, part.stream_id.clone());
         if !self.streams.contains_key(&key) && self.streams.len() >= MAX_STREAMS {
             // Drop streams for heights already decided, then refuse if still full.
@@ -481,7 +485,8 @@ impl App {
         }
         let rules = self.rules.clone();
         let entries = block.entries.clone();
-        let res = tokio::task::spawn_blocking(move || check_entries(&rules, entries, ts)).await.map_err(|e| AppError::Join(e.to_string()))?;
+        let res =
+            tokio::task::spawn_blocking(move || check_entries(&rules, entries, ts)).await.map_err(|e| AppError::Join(e.to_string()))?;
         match res {
             Ok(cands) => {
                 let id = block.header.id();
@@ -535,7 +540,11 @@ impl App {
         }
     }
 
-    async fn decided(&mut self, certificate: CommitCertificate<DojangContext>, extensions: VoteExtensions<DojangContext>) -> Result<(), AppError> {
+    async fn decided(
+        &mut self,
+        certificate: CommitCertificate<DojangContext>,
+        extensions: VoteExtensions<DojangContext>,
+    ) -> Result<(), AppError> {
         let h = certificate.height.0;
         let id = certificate.value_id;
         if h <= self.stored_height()? {
@@ -607,19 +616,20 @@ fn check_entries(rules: &Rules, entries: Vec<Vec<u8>>, ts: u64) -> Result<Vec<Ca
         let c = rules.decode(e, ts, dojang_core::entry::author_key).map_err(|e| format!("entry {i}: {e}"))?;
         cands.push(c);
     }
-    let verdicts = if cands.len() >= 64 {
-        let (l, r) = cands.split_at(cands.len() / 2);
-        std::thread::scope(|s| {
-            let h = s.spawn(|| rules.verify_signatures(r, rand_core::OsRng));
-            let mut a = rules.verify_signatures(l, rand_core::OsRng);
-            a.extend(
-                h.join().unwrap_or_else(|_| vec![Err(AdmissionError::Entry(EntryError::BadSignature("verifier thread failed".into()))); r.len()]),
-            );
-            a
-        })
-    } else {
-        rules.verify_signatures(&cands, rand_core::OsRng)
-    };
+    let verdicts =
+        if cands.len() >= 64 {
+            let (l, r) = cands.split_at(cands.len() / 2);
+            std::thread::scope(|s| {
+                let h = s.spawn(|| rules.verify_signatures(r, rand_core::OsRng));
+                let mut a = rules.verify_signatures(l, rand_core::OsRng);
+                a.extend(h.join().unwrap_or_else(|_| {
+                    vec![Err(AdmissionError::Entry(EntryError::BadSignature("verifier thread failed".into()))); r.len()]
+                }));
+                a
+            })
+        } else {
+            rules.verify_signatures(&cands, rand_core::OsRng)
+        };
     for (i, (c, v)) in cands.iter_mut().zip(verdicts).enumerate() {
         v.map_err(|e| format!("entry {i}: {e}"))?;
         c.payload = rules.authorize(&c.entry).map_err(|e| format!("entry {i}: {e}"))?;

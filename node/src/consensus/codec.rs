@@ -11,7 +11,7 @@ use arc_malachitebft_app_channel::app::types::PeerId;
 use arc_malachitebft_app_channel::app::types::codec::{Codec, HasEncodedLen};
 use arc_malachitebft_app_channel::app::types::core::{
     CommitCertificate, ExtendedCommitCertificate, ExtendedCommitSignature, NilOrVal, PolkaCertificate, PolkaSignature, Round,
-    RoundCertificate, RoundCertificateType, RoundSignature, SignedMessage, Validity, ValidatorProof, VoteType,
+    RoundCertificate, RoundCertificateType, RoundSignature, SignedMessage, ValidatorProof, Validity, VoteType,
 };
 use arc_malachitebft_app_channel::app::types::sync::{RawDecidedValue, Request, Response, Status};
 use arc_malachitebft_sync::{ValueRequest, ValueResponse};
@@ -593,7 +593,11 @@ mod tests {
             round: Round::new(1),
             value_id: ValueId([8; 32]),
             commit_signatures: vec![
-                ExtendedCommitSignature::new(Address([1; 32]), Signature([2; 64]), Some(SignedMessage::new(vec![1, 2, 3], Signature([3; 64])))),
+                ExtendedCommitSignature::new(
+                    Address([1; 32]),
+                    Signature([2; 64]),
+                    Some(SignedMessage::new(vec![1, 2, 3], Signature([3; 64]))),
+                ),
                 ExtendedCommitSignature::new(Address([4; 32]), Signature([5; 64]), None),
             ],
         };

@@ -4,9 +4,7 @@
 //! the genesis hash, so a signature can never be replayed on another chain or as another
 //! kind of message. Verification is ZIP 215 (`dojang_core::signature`), like entries.
 
-use arc_malachitebft_app_channel::app::types::core::{
-    NilOrVal, Round, SignedMessage, ValidatorProof, VoteExtensionScope, VoteType,
-};
+use arc_malachitebft_app_channel::app::types::core::{NilOrVal, Round, SignedMessage, ValidatorProof, VoteExtensionScope, VoteType};
 use arc_malachitebft_app_channel::{Signer, Verifier};
 use arc_malachitebft_signing::{Error as SigningError, VerificationResult};
 use dojang_core::hash::Hash;
@@ -150,7 +148,12 @@ impl Signer<DojangContext> for DojangSigner {
 
 #[async_trait::async_trait]
 impl Verifier<DojangContext> for DojangVerifier {
-    async fn verify_signed_vote(&self, vote: &Vote, signature: &Signature, public_key: &PublicKey) -> Result<VerificationResult, SigningError> {
+    async fn verify_signed_vote(
+        &self,
+        vote: &Vote,
+        signature: &Signature,
+        public_key: &PublicKey,
+    ) -> Result<VerificationResult, SigningError> {
         Ok(VerificationResult::from_bool(verify(public_key, &vote_bytes(&self.genesis, vote), signature)))
     }
 

@@ -8,9 +8,7 @@
 
 use std::fmt;
 
-use arc_malachitebft_app_channel::app::types::core::{
-    self as mc, NilOrVal, Round, SignedExtension, SigningScheme, VoteType, VotingPower,
-};
+use arc_malachitebft_app_channel::app::types::core::{self as mc, NilOrVal, Round, SignedExtension, SigningScheme, VoteType, VotingPower};
 use dojang_core::genesis::Genesis;
 
 /// A validator's address: its consensus public key (Ed25519, 32 bytes).
