@@ -866,10 +866,10 @@ pub fn cluster(args: ClusterBenchArgs) -> anyhow::Result<()> {
         let latencies = Arc::new(std::sync::Mutex::new(Vec::new()));
         let start = Instant::now();
         let mut tasks = Vec::new();
-        for (i, batches) in work.into_iter().enumerate() {
+        for (node, batches) in nodes.iter().zip(work) {
             let queue = Arc::new(std::sync::Mutex::new(batches.into_iter()));
             for _ in 0..args.clients.max(1) {
-                let (write, queue, lat) = (nodes[i].parts.write.clone(), queue.clone(), latencies.clone());
+                let (write, queue, lat) = (node.parts.write.clone(), queue.clone(), latencies.clone());
                 tasks.push(tokio::spawn(async move {
                     let mut ok = 0usize;
                     loop {

@@ -85,6 +85,7 @@ impl Net {
             queue_bytes: 1 << 20,
             max_request_bytes: 1 << 20,
             storage,
+            ..NodeConfig::default()
         };
         let clock = Arc::new(ManualClock::new(T0));
         let node = dojang_node::node::start(&cfg, clock.clone()).await.unwrap();

@@ -1,7 +1,7 @@
 //! Multi-process tests of the 4-validator BFT network (`specs/consensus.md` §9): real
 //! `dojangd` processes on loopback. Every wait polls with a generous deadline; the only
 //! fixed waits are observation windows that assert something does *not* happen.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic, clippy::needless_range_loop)]
 
 use std::collections::BTreeMap;
 use std::io::{Read as _, Write as _};

@@ -312,16 +312,16 @@ impl App {
             candidates.extend(j.candidates.iter().cloned());
         }
         let mut entries: Vec<Vec<u8>> = candidates.iter().map(|c| c.encoded.clone()).collect();
-        if self.tuning.misbehaviour == Misbehaviour::ForgeEntry {
-            if let Some(first) = entries.first().cloned() {
-                // Same author and nonce, one payload byte changed: the signature no longer covers it.
-                let mut forged = first;
-                if let Some(b) = forged.last_mut() {
-                    *b ^= 1;
-                }
-                entries.push(forged);
-                tracing::warn!("test misbehaviour: proposing a block with a forged entry");
+        if self.tuning.misbehaviour == Misbehaviour::ForgeEntry
+            && let Some(first) = entries.first().cloned()
+        {
+            // Same author and nonce, one payload byte changed: the signature no longer covers it.
+            let mut forged = first;
+            if let Some(b) = forged.last_mut() {
+                *b ^= 1;
             }
+            entries.push(forged);
+            tracing::warn!("test misbehaviour: proposing a block with a forged entry");
         }
         let ts = self.clock.now_ms().max(self.last_ts);
         let header = BlockHeader {
