@@ -345,7 +345,9 @@ pub fn run(args: DevnetArgs, json: bool) -> anyhow::Result<()> {
             validators: args.validators,
             out: dir.clone(),
             base_port: args.port,
-            p2p_port: None,
+            // `--port 0` (tests): every port is picked by the OS, p2p ports included.
+            p2p_port: (args.port == 0)
+                .then(|| std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).unwrap_or(0)),
         })?;
     }
     let citizen_path = dir.join("citizen.key");
@@ -357,7 +359,7 @@ pub fn run(args: DevnetArgs, json: bool) -> anyhow::Result<()> {
     let mut cfgs = Vec::with_capacity(n);
     for i in 0..n {
         let mut cfg = NodeConfig::from_toml_file(&dir.join(format!("node-{i}.toml")))?;
-        cfg.listen.set_port(args.port.saturating_add(i as u16));
+        cfg.listen.set_port(if args.port == 0 { 0 } else { args.port.saturating_add(i as u16) });
         // Devnet heights are short: a lost proposer costs one second, not three.
         cfg.timeout_propose_ms = 1000;
         cfg.timeout_vote_ms = 500;
