@@ -188,9 +188,18 @@ impl Drop for Daemon {
     }
 }
 
-/// A free loopback TCP port (bound and released; the OS does not hand it out again at once).
+/// A free loopback TCP port below the kernel's ephemeral range (32768+), so that no
+/// outgoing connection takes it before the node under test binds it.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    static NEXT: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
+    let seed = (std::process::id() % 600) as u16 * 20;
+    loop {
+        let k = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let port = 20_000 + (seed + k) % 12_000;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// A multi-validator chain in a temporary folder: genesis with consensus and p2p keys,

@@ -819,7 +819,7 @@ pub fn cluster(args: ClusterBenchArgs) -> anyhow::Result<()> {
     let raw = raw_ed25519(20_000);
     let tmp = tempfile::tempdir().context("cannot create a temporary folder")?;
     let dir = tmp.path().to_path_buf();
-    let p2p = 20_000 + (std::process::id() % 20_000) as u16;
+    let p2p = crate::devnet::free_port_run(args.validators);
     crate::devnet::write_chain(&crate::devnet::GenesisInitArgs {
         chain_id: "bench".into(),
         validators: args.validators,

@@ -336,6 +336,21 @@ fn citizen_create_op(citizen: &SigningKey) -> dojang_core::did_dojang::DidOperat
     })
 }
 
+/// The first of `n` consecutive free loopback ports below the kernel's ephemeral range
+/// (32768+), so that outgoing connections of other processes cannot take them between
+/// this check and the nodes binding them.
+pub fn free_port_run(n: u8) -> u16 {
+    use rand_core::RngCore as _;
+    for _ in 0..1000 {
+        let base = 20_000 + (rand_core::OsRng.next_u32() % 12_000) as u16;
+        let ok = (0..u16::from(n)).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok());
+        if ok {
+            return base;
+        }
+    }
+    0
+}
+
 #[allow(clippy::print_stdout)]
 pub fn run(args: DevnetArgs, json: bool) -> anyhow::Result<()> {
     let dir = &args.dir;
@@ -380,7 +395,11 @@ pub fn run(args: DevnetArgs, json: bool) -> anyhow::Result<()> {
             let validators = (0..n).map(|i| KeyFile::load(&dir.join(format!("validator-{i}.key"))).map(|k| k.1)).collect::<Result<Vec<_>, _>>()?;
             let (_, citizen) = KeyFile::load(&citizen_path)?;
             let entries = demo_entries(&parts.genesis, dir, &validators, &writer, &citizen)?;
-            for o in parts.write.submit(entries).await? {
+            // Bounded: a network that cannot reach consensus must not hang the command.
+            let outcomes = tokio::time::timeout(std::time::Duration::from_secs(120), parts.write.submit(entries))
+                .await
+                .context("the validators did not commit the demo data within 120 s (are their p2p ports free?)")??;
+            for o in outcomes {
                 o.context("a demo entry was refused")?;
                 loaded += 1;
             }
