@@ -171,8 +171,10 @@ impl Daemon {
     pub fn post_batch(&self, entries: &[Vec<u8>]) -> Result<Vec<serde_json::Value>, Box<ureq::Error>> {
         use base64::Engine as _;
         let body = serde_json::json!({ "entries": entries.iter().map(|e| base64::engine::general_purpose::STANDARD.encode(e)).collect::<Vec<_>>() });
+        // Generous: under consensus an answer waits for this validator's turn to propose,
+        // and the tests share two cores with three other validators.
         let v: serde_json::Value = ureq::post(&format!("{}/v1/entries", self.url))
-            .timeout(Duration::from_secs(10))
+            .timeout(Duration::from_secs(60))
             .send_json(body)
             .map_err(Box::new)?
             .into_json()

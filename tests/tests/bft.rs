@@ -13,6 +13,14 @@ use std::time::Duration;
 use dojang_core::checkpoint::SignedCheckpoint;
 use dojang_tests::{Cluster, Daemon, wait_until};
 
+/// One 4-validator cluster at a time: several would share the two cores and turn
+/// timeouts into flakiness.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// Submits `count` entries by writer `w` to `d`; returns (index, bytes) of each acknowledged.
 fn submit(c: &Cluster, d: &Daemon, w: usize, first_nonce: u64, count: u64) -> Vec<(u64, Vec<u8>)> {
     let batch: Vec<Vec<u8>> = (first_nonce..first_nonce + count).map(|n| c.entry(w, n, format!("w{w} n{n}").as_bytes())).collect();
@@ -58,6 +66,7 @@ fn all_reach(nodes: &[&Daemon], size: u64, secs: u64) {
 
 #[test]
 fn n4_commit() {
+    let _serial = serial();
     let c = Cluster::new(4, &[]);
     let nodes: Vec<Daemon> = (0..4).map(|i| c.start(i)).collect();
     let mut acked = BTreeMap::new();
@@ -86,6 +95,7 @@ fn n4_commit() {
 
 #[test]
 fn n4f1_crash() {
+    let _serial = serial();
     let c = Cluster::new(4, &[]);
     let mut nodes: Vec<Option<Daemon>> = (0..4).map(|i| Some(c.start(i))).collect();
     let mut acked = BTreeMap::new();
@@ -110,6 +120,7 @@ fn n4f1_crash() {
 
 #[test]
 fn n4f1_byzantine() {
+    let _serial = serial();
     let extra = ["".to_owned(), "".into(), "".into(), "test_misbehaviour = \"forge-entry\"".into()];
     let c = Cluster::new(4, &extra);
     let nodes: Vec<Daemon> = (0..4).map(|i| c.start(i)).collect();
@@ -144,6 +155,7 @@ fn n4f1_byzantine() {
 
 #[test]
 fn non_genesis_peer_is_refused() {
+    let _serial = serial();
     let extra = ["".to_owned(), "".into(), "".into(), "test_misbehaviour = \"rogue-p2p-key\"".into()];
     let c = Cluster::new(4, &extra);
     let nodes: Vec<Daemon> = (0..4).map(|i| c.start(i)).collect();
@@ -210,6 +222,7 @@ impl Proxy {
 
 #[test]
 fn n4_partition() {
+    let _serial = serial();
     // Every validator reaches every other through its own proxy, so the test can cut the
     // links between {0,1} and {2,3} and restore them.
     let ports: Vec<u16> = (0..4).map(|_| dojang_tests::free_port()).collect();
@@ -267,6 +280,7 @@ fn n4_partition() {
 
 #[test]
 fn kill_9_all_under_load_loses_no_acknowledged_entry() {
+    let _serial = serial();
     let c = Arc::new(Cluster::new(4, &[]));
     let nodes: Vec<Arc<Daemon>> = (0..4).map(|i| Arc::new(c.start(i))).collect();
     let acked = Arc::new(Mutex::new(BTreeMap::new()));

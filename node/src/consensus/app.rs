@@ -333,6 +333,7 @@ impl App {
         };
         let id = header.id();
         let block = Block { header, entries };
+        self.persist_pending(&id, &block).await?;
         self.stream(&block, height, round, Round::Nil, channels).await?;
         // Our own entries passed admission; a forged block keeps no candidates so that
         // this node, too, refuses to prepare it.
@@ -490,6 +491,7 @@ impl App {
         match res {
             Ok(cands) => {
                 let id = block.header.id();
+                self.persist_pending(&id, &block).await?;
                 self.blocks.insert(id, Checked { block, candidates: Some(cands) });
                 Ok(Ok(()))
             }
@@ -497,9 +499,38 @@ impl App {
         }
     }
 
+    /// Stores a block this node proposed or accepted, before it votes for it.
+    async fn persist_pending(&self, id: &ValueId, block: &Block) -> Result<(), AppError> {
+        let put = Put { table: Table::Blocks, key: pending_key(id), value: block.encode() };
+        let store = self.ledger.store().clone();
+        tokio::task::spawn_blocking(move || store.backend().write(vec![put])).await.map_err(|e| AppError::Join(e.to_string()))??;
+        Ok(())
+    }
+
+    /// Reloads (and re-checks) a block stored by [`App::persist_pending`] before a crash.
+    async fn load_pending(&mut self, id: &ValueId) -> Result<(), AppError> {
+        if self.blocks.contains_key(id) {
+            return Ok(());
+        }
+        let Some(bytes) = self.ledger.store().state(Table::Blocks, &pending_key(id))? else { return Ok(()) };
+        let Ok(block) = Block::decode(&bytes) else { return Ok(()) };
+        if block.header.id() != *id {
+            return Ok(());
+        }
+        let rules = self.rules.clone();
+        let (entries, ts) = (block.entries.clone(), block.header.timestamp_ms);
+        let res =
+            tokio::task::spawn_blocking(move || check_entries(&rules, entries, ts)).await.map_err(|e| AppError::Join(e.to_string()))?;
+        if let Ok(cands) = res {
+            self.blocks.insert(*id, Checked { block, candidates: Some(cands) });
+        }
+        Ok(())
+    }
+
     /// Prepares (once) the ledger batch of a held block; None when the block is unknown.
     async fn prepare(&mut self, id: ValueId) -> Result<Option<&Prepared>, AppError> {
         if !self.prepared.contains_key(&id) {
+            self.load_pending(&id).await?;
             let Some(c) = self.blocks.get_mut(&id) else { return Ok(None) };
             let Some(cands) = c.candidates.take() else { return Ok(None) };
             let ts = c.block.header.timestamp_ms;
@@ -550,6 +581,7 @@ impl App {
         if h <= self.stored_height()? {
             return Ok(());
         }
+        self.load_pending(&id).await?;
         let Some(block) = self.blocks.get(&id).map(|c| c.block.clone()) else { return Err(AppError::MissingBlock(id, h)) };
         if self.prepare(id).await?.is_none() {
             return Err(AppError::MissingBlock(id, h));
@@ -576,6 +608,8 @@ impl App {
         let extra = vec![
             Put { table: Table::Blocks, key: h.to_be_bytes().to_vec(), value: record },
             Put { table: Table::Meta, key: keys::META_CONSENSUS_HEIGHT.to_vec(), value: h.to_be_bytes().to_vec() },
+            // The backend has no delete: an empty value retires the pending copy.
+            Put { table: Table::Blocks, key: pending_key(&id), value: Vec::new() },
         ];
         let ledger = self.ledger.clone();
         let started = std::time::Instant::now();
@@ -606,6 +640,13 @@ impl App {
         self.height = keep_height;
         Ok(())
     }
+}
+
+/// Where a proposed block waits until decided (`specs/consensus.md` §6): Malachite's WAL
+/// keeps the header and the votes, so after a crash the engine may decide a value whose
+/// entries only this record still holds. Emptied when the block commits.
+fn pending_key(id: &ValueId) -> Vec<u8> {
+    [&b"p"[..], &id.0].concat()
 }
 
 /// Decode, batch-verify (on two threads for large blocks) and authorise every entry of a
