@@ -125,7 +125,7 @@ impl Daemon {
         let mut child = Command::new(bin("dojangd"))
             .arg("--config")
             .arg(config)
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", "warn,arc_malachitebft_network=off,arc_malachitebft_discovery=off,arc_malachitebft_sync=error")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -173,8 +173,10 @@ impl Daemon {
     pub fn post_batch(&self, entries: &[Vec<u8>]) -> Result<Vec<serde_json::Value>, Box<ureq::Error>> {
         use base64::Engine as _;
         let body = serde_json::json!({ "entries": entries.iter().map(|e| base64::engine::general_purpose::STANDARD.encode(e)).collect::<Vec<_>>() });
+        // Generous: under consensus an answer waits for this validator's turn to propose,
+        // and the tests share two cores with three other validators.
         let v: serde_json::Value = ureq::post(&format!("{}/v1/entries", self.url))
-            .timeout(Duration::from_secs(10))
+            .timeout(Duration::from_secs(60))
             .send_json(body)
             .map_err(Box::new)?
             .into_json()
@@ -187,5 +189,114 @@ impl Drop for Daemon {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A free loopback TCP port below the kernel's ephemeral range (32768+), so that no
+/// outgoing connection takes it before the node under test binds it.
+pub fn free_port() -> u16 {
+    static NEXT: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
+    let seed = (std::process::id() % 600) as u16 * 20;
+    loop {
+        let k = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let port = 20_000 + (seed + k) % 12_000;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// A multi-validator chain in a temporary folder: genesis with consensus and p2p keys,
+/// one config per validator (`specs/consensus.md`).
+#[derive(Debug)]
+pub struct Cluster {
+    pub dir: tempfile::TempDir,
+    pub genesis: Genesis,
+    /// Writer key `i` belongs to validator `i`'s agency.
+    pub writers: Vec<SigningKey>,
+    pub p2p_ports: Vec<u16>,
+}
+
+impl Cluster {
+    /// `extra[i]` is appended to validator i's config (TOML lines).
+    pub fn new(n: usize, extra: &[String]) -> Cluster {
+        let dir = tempfile::tempdir().unwrap();
+        let writers: Vec<SigningKey> = (0..n).map(|i| SigningKey::from_bytes(&[50 + i as u8; 32])).collect();
+        let p2p_ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
+        let mut validators = Vec::new();
+        for i in 0..n {
+            let vkey = SigningKey::from_bytes(&[20 + i as u8; 32]);
+            let pkey = SigningKey::from_bytes(&[80 + i as u8; 32]);
+            validators.push(
+                Validator::with_keys(&format!("v{i}"), &format!("Validator {i}"), &vkey.verifying_key(), &[writers[i].verifying_key()], "")
+                    .with_p2p(&pkey.verifying_key(), &format!("127.0.0.1:{}", p2p_ports[i])),
+            );
+            KeyFile::from_signing_key(&vkey).write_new(&dir.path().join(format!("v{i}.key"))).unwrap();
+            KeyFile::from_signing_key(&pkey).write_new(&dir.path().join(format!("p2p{i}.key"))).unwrap();
+        }
+        let genesis = Genesis::new("bfttest", 0, validators);
+        std::fs::write(dir.path().join("genesis.json"), genesis.to_json_pretty()).unwrap();
+        for i in 0..n {
+            let cfg = format!(
+                "data_dir = \"data-{i}\"\ngenesis = \"genesis.json\"\nvalidator_key = \"v{i}.key\"\nvalidator_id = \"v{i}\"\np2p_key = \"p2p{i}.key\"\nlisten = \"127.0.0.1:0\"\nmax_batch = 4096\ntimeout_propose_ms = 1500\ntimeout_vote_ms = 500\nblock_wait_ms = 20\n{}\n",
+                extra.get(i).map(String::as_str).unwrap_or("")
+            );
+            std::fs::write(dir.path().join(format!("node-{i}.toml")), cfg).unwrap();
+        }
+        Cluster { dir, genesis, writers, p2p_ports }
+    }
+
+    pub fn config(&self, i: usize) -> PathBuf {
+        self.dir.path().join(format!("node-{i}.toml"))
+    }
+
+    pub fn start(&self, i: usize) -> Daemon {
+        Daemon::spawn(&self.config(i))
+    }
+
+    /// A signed access-event cover entry by writer `w`.
+    pub fn entry(&self, w: usize, nonce: u64, payload: &[u8]) -> Vec<u8> {
+        let key = &self.writers[w];
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+        UnsignedEntry {
+            kind: Kind::AccessEvent,
+            author: DidKey::from_verifying_key(&key.verifying_key()).key_id(),
+            nonce,
+            timestamp_ms: now,
+            payload: dojang_core::access::AccessEvent::cover(payload).encode(),
+        }
+        .sign(key, &self.genesis.hash())
+        .unwrap()
+        .encode()
+        .unwrap()
+    }
+}
+
+impl Daemon {
+    /// The latest checkpoint's tree size.
+    pub fn size(&self) -> u64 {
+        let text = self.get_text("/v1/checkpoint");
+        text.lines().nth(1).and_then(|l| l.parse().ok()).unwrap_or(0)
+    }
+
+    /// The raw bytes of entry `index`.
+    pub fn entry_bytes(&self, index: u64) -> Vec<u8> {
+        let mut got = Vec::new();
+        std::io::Read::read_to_end(&mut self.get(&format!("/v1/entries/{index}")).unwrap().into_reader(), &mut got).unwrap();
+        got
+    }
+
+    /// The checkpoint at `size` (its text).
+    pub fn checkpoint_at(&self, size: u64) -> String {
+        self.get_text(&format!("/v1/checkpoint?size={size}"))
+    }
+}
+
+/// Polls `f` every 50 ms until it holds, failing after `secs` seconds with `what`.
+pub fn wait_until(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out after {secs} s waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
     }
 }

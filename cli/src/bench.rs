@@ -132,8 +132,7 @@ pub(crate) fn bench_config(dir: &std::path::Path, genesis: &Genesis, vkey: &Sign
         queue_bytes: 256 << 20,
         max_request_bytes: 16 << 20,
         storage: StorageKind::Rocksdb,
-        tls: None,
-        credentials: None,
+        ..NodeConfig::default()
     })
 }
 
@@ -811,4 +810,139 @@ fn summary_ms(v: &mut [f64]) -> serde_json::Value {
     v.sort_by(f64::total_cmp);
     let pick = |q: f64| v.get(((v.len() as f64 - 1.0) * q).round() as usize).copied().unwrap_or(0.0);
     json!({ "p50": (pick(0.5) * 100.0).round() / 100.0, "min": (pick(0.0) * 100.0).round() / 100.0, "max": (pick(1.0) * 100.0).round() / 100.0 })
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ClusterBenchArgs {
+    /// Signed entries submitted to each of the validators.
+    #[arg(long, default_value_t = 40_000)]
+    pub entries_per_node: usize,
+    /// Entries per submission (one request).
+    #[arg(long, default_value_t = 4000)]
+    pub batch: usize,
+    /// Concurrent submitters per validator. Each validator's entries share one writer key,
+    /// whose nonces must commit in order: more than one submitter lets later nonces overtake
+    /// earlier ones, which are then refused as replays (reported as `entries_refused`).
+    #[arg(long, default_value_t = 1)]
+    pub clients: usize,
+    /// Validators on loopback.
+    #[arg(long, default_value_t = 4)]
+    pub validators: u8,
+    /// Most entries per block.
+    #[arg(long, default_value_t = 16_384)]
+    pub max_block: usize,
+}
+
+/// `dojang bench cluster`: a loopback network of validators in this process, each fed
+/// pre-signed access-event entries through its write path (the path HTTP uses); reports
+/// committed entries per second, submit-to-commit latency and the raw ed25519 ceiling.
+pub fn cluster(args: ClusterBenchArgs) -> anyhow::Result<()> {
+    use dojang_core::entry::{Kind, UnsignedEntry};
+    let raw = raw_ed25519(20_000);
+    let tmp = tempfile::tempdir().context("cannot create a temporary folder")?;
+    let dir = tmp.path().to_path_buf();
+    let p2p = crate::devnet::free_port_run(args.validators);
+    crate::devnet::write_chain(&crate::devnet::GenesisInitArgs {
+        chain_id: "bench".into(),
+        validators: args.validators,
+        out: dir.clone(),
+        base_port: 7300,
+        p2p_port: Some(p2p),
+    })?;
+    let genesis = crate::load_genesis(&dir.join("genesis.json"))?;
+    let n = genesis.validators.len();
+    let gh = genesis.hash();
+    let now = crate::devnet::now_ms();
+    // Pre-sign every entry so that signing is not measured.
+    let mut work: Vec<Vec<Vec<Vec<u8>>>> = Vec::with_capacity(n);
+    for i in 0..n {
+        let (_, key) = KeyFile::load(&dir.join(format!("writer-{i}.key")))?;
+        let author = DidKey::from_verifying_key(&key.verifying_key()).key_id();
+        let mut entries = Vec::with_capacity(args.entries_per_node);
+        for k in 0..args.entries_per_node {
+            let payload =
+                dojang_core::access::AccessEvent::cover(format!("bench {i} {k} padded to a typical event size").as_bytes()).encode();
+            let e = UnsignedEntry { kind: Kind::AccessEvent, author: author.clone(), nonce: k as u64 + 1, timestamp_ms: now, payload }
+                .sign(&key, &gh)?;
+            entries.push(e.encode()?);
+        }
+        work.push(entries.chunks(args.batch.max(1)).map(<[Vec<u8>]>::to_vec).collect());
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let report = rt.block_on(async {
+        let mut nodes = Vec::new();
+        for i in 0..n {
+            let mut cfg = NodeConfig::from_toml_file(&dir.join(format!("node-{i}.toml")))?;
+            cfg.listen = "127.0.0.1:0".parse()?;
+            cfg.max_batch = args.max_block;
+            cfg.timeout_propose_ms = 3000;
+            cfg.timeout_vote_ms = 1000;
+            cfg.block_wait_ms = 20;
+            nodes.push(dojang_node::node::start(&cfg, Arc::new(SystemClock)).await?);
+        }
+        // Let the validators connect before the clock starts.
+        let t0 = Instant::now();
+        while nodes.iter().any(|x| x.parts.metrics.batches_committed.load(std::sync::atomic::Ordering::Relaxed) == 0) && t0.elapsed() < std::time::Duration::from_secs(10) {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        let latencies = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let start = Instant::now();
+        let mut tasks = Vec::new();
+        for (node, batches) in nodes.iter().zip(work) {
+            let queue = Arc::new(std::sync::Mutex::new(batches.into_iter()));
+            for _ in 0..args.clients.max(1) {
+                let (write, queue, lat) = (node.parts.write.clone(), queue.clone(), latencies.clone());
+                tasks.push(tokio::spawn(async move {
+                    let mut ok = 0usize;
+                    loop {
+                        let next = queue.lock().unwrap_or_else(|p| p.into_inner()).next();
+                        let Some(batch) = next else { break };
+                        let t = Instant::now();
+                        loop {
+                            match write.submit(batch.clone()).await {
+                                Ok(outs) => {
+                                    ok += outs.iter().filter(|o| o.is_ok()).count();
+                                    break;
+                                }
+                                Err(dojang_node::sequencer::SequencerError::Full { .. }) => {
+                                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                                }
+                                Err(e) => return Err(anyhow::anyhow!("submit failed: {e}")),
+                            }
+                        }
+                        lat.lock().unwrap_or_else(|p| p.into_inner()).push(t.elapsed().as_secs_f64() * 1000.0);
+                    }
+                    anyhow::Ok(ok)
+                }));
+            }
+        }
+        let mut committed = 0usize;
+        for t in tasks {
+            committed += t.await??;
+        }
+        let secs = start.elapsed().as_secs_f64();
+        let mut lat = latencies.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        lat.sort_by(f64::total_cmp);
+        let pct = |p: f64| lat.get(((lat.len() as f64 - 1.0) * p).round() as usize).copied().unwrap_or(0.0);
+        let sizes: Vec<u64> = nodes.iter().map(|x| x.parts.ledger.size()).collect();
+        for x in nodes {
+            x.stop().await;
+        }
+        anyhow::Ok(json!({
+            "benchmark": "dojang bench cluster",
+            "machine": { "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) },
+            "validators": n,
+            "entries_committed": committed,
+            "entries_refused": n * args.entries_per_node - committed,
+            "seconds": (secs * 1000.0).round() / 1000.0,
+            "committed_entries_per_sec": (committed as f64 / secs).round(),
+            "commit_latency_ms": { "unit": "one submission of `batch` entries, submit to durable commit", "p50": pct(0.5).round(), "p99": pct(0.99).round() },
+            "batch": args.batch,
+            "max_block": args.max_block,
+            "tree_sizes": sizes,
+            "raw_ed25519": raw,
+        }))
+    })?;
+    crate::emit(true, report, String::new);
+    Ok(())
 }

@@ -36,6 +36,10 @@ pub struct GenesisInitArgs {
     /// HTTP port of validator 0; validator i gets base_port + i.
     #[arg(long, default_value_t = 7300)]
     pub base_port: u16,
+    /// Consensus p2p port of validator 0 (multi-validator chains); validator i gets
+    /// p2p_port + i. Default: base_port + 1000.
+    #[arg(long)]
+    pub p2p_port: Option<u16>,
 }
 
 const AGENCIES: [(&str, &str); 4] = [
@@ -82,6 +86,15 @@ pub fn write_chain(args: &GenesisInitArgs) -> anyhow::Result<Genesis> {
     for i in 0..args.validators {
         let (vk, _) = new_key(&args.out.join(format!("validator-{i}.key")))?;
         let (wk, _) = new_key(&args.out.join(format!("writer-{i}.key")))?;
+        // Multi-validator chains: a libp2p identity key per validator, whose PeerId the
+        // other validators accept (specs/genesis.md §2, specs/consensus.md §3).
+        let (p2p_key, p2p_address) = if args.validators > 1 {
+            let (pk, _) = new_key(&args.out.join(format!("p2p-{i}.key")))?;
+            let port = args.p2p_port.unwrap_or(args.base_port.saturating_add(1000)).saturating_add(u16::from(i));
+            (pk.did, format!("127.0.0.1:{port}"))
+        } else {
+            (String::new(), String::new())
+        };
         let (short, name) = AGENCIES.get(usize::from(i)).copied().unwrap_or(("agency", "Agency"));
         let id = if usize::from(i) < AGENCIES.len() { short.to_owned() } else { format!("{short}-{i}") };
         validators.push(Validator {
@@ -92,6 +105,8 @@ pub fn write_chain(args: &GenesisInitArgs) -> anyhow::Result<Genesis> {
             voting_power: 1,
             writer_keys: vec![wk.key_id],
             api_address: format!("127.0.0.1:{}", args.base_port.saturating_add(u16::from(i))),
+            p2p_key,
+            p2p_address,
         });
     }
     // Each agency starts as a trusted issuer of its own document and credential types.
@@ -127,8 +142,8 @@ pub fn write_chain(args: &GenesisInitArgs) -> anyhow::Result<Genesis> {
             queue_bytes: 256 << 20,
             max_request_bytes: 16 << 20,
             storage: StorageKind::Rocksdb,
-            tls: None,
-            credentials: None,
+            p2p_key: (g.validators.len() > 1).then(|| PathBuf::from(format!("p2p-{i}.key"))),
+            ..NodeConfig::default()
         };
         let p = args.out.join(format!("node-{i}.toml"));
         let text =
@@ -166,6 +181,9 @@ pub struct DevnetArgs {
     /// Exit after start-up and demo data instead of waiting for Ctrl-C (for scripts).
     #[arg(long)]
     pub exit_after_start: bool,
+    /// Validators of a new devnet (an existing one keeps its genesis).
+    #[arg(long, default_value_t = 4)]
+    pub validators: u8,
 }
 
 /// The demo entries: a citizen DID, documents issued (one revoked) with their files and
@@ -176,7 +194,7 @@ pub struct DevnetArgs {
 fn demo_entries(
     genesis: &Genesis,
     dir: &Path,
-    validator: &SigningKey,
+    validators: &[SigningKey],
     writer: &SigningKey,
     citizen: &SigningKey,
     issuer_key: &SigningKey,
@@ -275,11 +293,12 @@ fn demo_entries(
             },
         },
     );
-    if let Some(v) = genesis.validators.first() {
-        change.approve(&v.id, validator, &gh);
+    // Approved by every validator agency (the registry needs > 2/3 of the voting power).
+    for (v, key) in genesis.validators.iter().zip(validators) {
+        change.approve(&v.id, key, &gh);
     }
     out.push(sign(Kind::TrustRegistryChange, &w, writer, 50, change.encode())?);
-    out.extend(crate::devnet_vc::demo_entries(genesis, validator, issuer_key, &sign)?);
+    out.extend(crate::devnet_vc::demo_entries(genesis, validators, issuer_key, &sign)?);
     Ok(out)
 }
 
@@ -317,50 +336,101 @@ pub(crate) fn citizen_create_op(citizen: &SigningKey) -> dojang_core::did_dojang
     })
 }
 
+/// The first of `n` consecutive free loopback ports below the kernel's ephemeral range
+/// (32768+), so that outgoing connections of other processes cannot take them between
+/// this check and the nodes binding them.
+pub fn free_port_run(n: u8) -> u16 {
+    use rand_core::RngCore as _;
+    for _ in 0..1000 {
+        let base = 20_000 + (rand_core::OsRng.next_u32() % 12_000) as u16;
+        let ok = (0..u16::from(n)).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok());
+        if ok {
+            return base;
+        }
+    }
+    0
+}
+
 #[allow(clippy::print_stdout)]
 pub fn run(args: DevnetArgs, json: bool) -> anyhow::Result<()> {
     let dir = &args.dir;
     if !dir.join("genesis.json").exists() {
-        write_chain(&GenesisInitArgs { chain_id: "devnet".into(), validators: 1, out: dir.clone(), base_port: args.port })?;
+        write_chain(&GenesisInitArgs {
+            chain_id: "devnet".into(),
+            validators: args.validators,
+            out: dir.clone(),
+            base_port: args.port,
+            // `--port 0` (tests): every port is picked by the OS, p2p ports included.
+            p2p_port: (args.port == 0)
+                .then(|| std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).unwrap_or(0)),
+        })?;
     }
     let citizen_path = dir.join("citizen.key");
     if !citizen_path.exists() {
         new_key(&citizen_path)?;
     }
-    let mut cfg = NodeConfig::from_toml_file(&dir.join("node-0.toml"))?;
-    cfg.listen.set_port(args.port);
-    cfg.credentials = Some(crate::devnet_vc::prepare(dir)?);
+    let genesis = crate::load_genesis(&dir.join("genesis.json"))?;
+    let n = genesis.validators.len();
+    let mut cfgs = Vec::with_capacity(n);
+    for i in 0..n {
+        let mut cfg = NodeConfig::from_toml_file(&dir.join(format!("node-{i}.toml")))?;
+        cfg.listen.set_port(if args.port == 0 { 0 } else { args.port.saturating_add(i as u16) });
+        // Devnet heights are short: a lost proposer costs one second, not three.
+        cfg.timeout_propose_ms = 1000;
+        cfg.timeout_vote_ms = 500;
+        cfgs.push(cfg);
+    }
+    // The first validator's node issues the demo credential with the agency's issuer key.
+    if let Some(first) = cfgs.first_mut() {
+        first.credentials = Some(crate::devnet_vc::prepare(dir)?);
+    }
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;
     rt.block_on(async {
-        let node = dojang_node::node::start(&cfg, Arc::new(SystemClock)).await?;
+        // Every validator in this process, each with its own data directory and ports.
+        let mut nodes = Vec::with_capacity(n);
+        for cfg in &cfgs {
+            nodes.push(dojang_node::node::start(cfg, Arc::new(SystemClock)).await?);
+        }
+        let Some(node) = nodes.first() else { bail!("the devnet genesis has no validators") };
         let parts = node.parts.clone();
         let mut loaded = 0usize;
         if !args.no_demo && parts.ledger.size() == 0 {
             let (_, writer) = KeyFile::load(&dir.join("writer-0.key"))?;
-            let (_, validator) = KeyFile::load(&dir.join("validator-0.key"))?;
+            let validators = (0..n).map(|i| KeyFile::load(&dir.join(format!("validator-{i}.key"))).map(|k| k.1)).collect::<Result<Vec<_>, _>>()?;
             let (_, citizen) = KeyFile::load(&citizen_path)?;
             let (_, issuer_key) = KeyFile::load(&dir.join("issuer.key"))?;
-            let entries = demo_entries(&parts.genesis, dir, &validator, &writer, &citizen, &issuer_key)?;
-            for o in parts.write.submit(entries).await? {
+            let entries = demo_entries(&parts.genesis, dir, &validators, &writer, &citizen, &issuer_key)?;
+            // Bounded: a network that cannot reach consensus must not hang the command.
+            let outcomes = tokio::time::timeout(std::time::Duration::from_secs(120), parts.write.submit(entries))
+                .await
+                .context("the validators did not commit the demo data within 120 s (are their p2p ports free?)")??;
+            for o in outcomes {
                 o.context("a demo entry was refused")?;
                 loaded += 1;
             }
-            let (_, citizen) = KeyFile::load(&citizen_path)?;
-            crate::devnet_vc::issue_demo_credential(dir, &parts, cfg.credentials.as_ref(), &citizen_create_op(&citizen).did()?)?;
+            // Commands printed below ask any node: wait until every one has the demo data.
+            let want = parts.ledger.size();
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+            while nodes.iter().any(|x| x.parts.ledger.size() < want) && std::time::Instant::now() < deadline {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            let citizen_did = citizen_create_op(&citizen).did()?;
+            crate::devnet_vc::issue_demo_credential(dir, &parts, cfgs.first().and_then(|c| c.credentials.as_ref()), &citizen_did)?;
         }
+        let urls: Vec<String> = nodes.iter().map(|x| x.url()).collect();
         let url = node.url();
         let (_, citizen) = KeyFile::load(&citizen_path)?;
         let citizen_did = citizen_create_op(&citizen).did()?;
         let exe = std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_else(|_| "dojang".into());
         let g = dir.join("genesis.json");
+        let node_lines: String = urls.iter().enumerate().map(|(i, u)| format!("  node {i} API: {u}\n")).collect();
         emit(
             json,
-            json!({ "chain_id": parts.genesis.chain_id, "nodes": [url], "genesis": g, "tree_size": parts.ledger.size(), "demo_entries_loaded": loaded, "citizen_did": citizen_did }),
+            json!({ "chain_id": parts.genesis.chain_id, "nodes": urls, "genesis": g, "tree_size": parts.ledger.size(), "demo_entries_loaded": loaded, "citizen_did": citizen_did }),
             || {
                 format!(
-                    "Dojang devnet is running: chain {chain}, 1 validator ({vid}), {size} entries ({loaded} demo entries loaded now).\n  node 0 API: {url}\n\nTry next:\n  curl -s {url}/v1/checkpoint\n  curl -s -H 'Accept: application/json' {url}/v1/entries/0\n  {exe} checkpoint verify --genesis {g} --node {url}\n  {exe} proof verify --genesis {g} --node {url} --index 3\n  {exe} doc verify --node {url} --file {d}/docs/resident-registration-extract.txt --receipt {d}/docs/resident-registration-extract.receipt.json\n  {exe} doc verify --node {url} --file {d}/docs/family-relation-certificate.txt --receipt {d}/docs/family-relation-certificate.receipt.json\n  {exe} registry show --node {url}\n  curl -s {url}/1.0/identifiers/{citizen_did}\n  {exe} did resolve --node {url} {citizen_did} --save answer.json\n  {exe} did verify-resolution --genesis {g} --file answer.json\n\nWho read the citizen's data (verified complete, decrypted with the citizen's key):\n  {exe} audit history --node {url} --genesis {g} --key {d}/citizen.key --did {citizen_did}\n  {exe} audit watch --node {url} --genesis {g} --key {d}/citizen.key --did {citizen_did}\n  {exe} access record --node {url} --key {w} --subject {citizen_did} --official officer-0031 --category tax --purpose law.tax-basic-act\n  {exe} audit auditor --node {url} --genesis {g} --key {d}/auditor.key\n{vc}\nThe ledger lives in {d}; Ctrl-C stops the node and the next run resumes it.",
+                    "Dojang devnet is running: chain {chain}, {n} validators, {size} entries ({loaded} demo entries loaded now).\n{node_lines}\nTry next (any node answers; checkpoints carry the validators' quorum signatures):\n  curl -s {url}/v1/checkpoint\n  curl -s -H 'Accept: application/json' {url}/v1/entries/0\n  {exe} checkpoint verify --genesis {g} --node {url}\n  {exe} proof verify --genesis {g} --node {url} --index 3\n  {exe} doc verify --node {url} --file {d}/docs/resident-registration-extract.txt --receipt {d}/docs/resident-registration-extract.receipt.json\n  {exe} doc verify --node {url} --file {d}/docs/family-relation-certificate.txt --receipt {d}/docs/family-relation-certificate.receipt.json\n  {exe} registry show --node {url}\n  curl -s {url}/1.0/identifiers/{citizen_did}\n  {exe} did resolve --node {url} {citizen_did} --save answer.json\n  {exe} did verify-resolution --genesis {g} --file answer.json\n\nWho read the citizen's data (verified complete, decrypted with the citizen's key):\n  {exe} audit history --node {url} --genesis {g} --key {d}/citizen.key --did {citizen_did}\n  {exe} audit watch --node {url} --genesis {g} --key {d}/citizen.key --did {citizen_did}\n  {exe} access record --node {url} --key {w} --subject {citizen_did} --official officer-0031 --category tax --purpose law.tax-basic-act\n  {exe} audit auditor --node {url} --genesis {g} --key {d}/auditor.key\n{vc}\nThe ledger lives in {d}; Ctrl-C stops every node and the next run resumes them.",
                     chain = parts.genesis.chain_id,
-                    vid = cfg.validator_id,
                     size = parts.ledger.size(),
                     g = g.display(),
                     w = dir.join("writer-0.key").display(),
@@ -373,7 +443,9 @@ pub fn run(args: DevnetArgs, json: bool) -> anyhow::Result<()> {
             let _ = tokio::signal::ctrl_c().await;
             println!("stopping devnet");
         }
-        node.stop().await;
+        for node in nodes {
+            node.stop().await;
+        }
         anyhow::Ok(())
     })
 }

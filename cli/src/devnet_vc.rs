@@ -87,7 +87,7 @@ type Sign<'a> = dyn Fn(Kind, &str, &SigningKey, u64, Vec<u8>) -> anyhow::Result<
 
 /// The demo entries after the documents demo: the issuer's did:dojang, its registry
 /// entry (approved by the validator), and its two status lists.
-pub fn demo_entries(genesis: &Genesis, validator: &SigningKey, issuer: &SigningKey, sign: &Sign<'_>) -> anyhow::Result<Vec<Vec<u8>>> {
+pub fn demo_entries(genesis: &Genesis, validators: &[SigningKey], issuer: &SigningKey, sign: &Sign<'_>) -> anyhow::Result<Vec<Vec<u8>>> {
     let gh = genesis.hash();
     let ik = DidKey::from_verifying_key(&issuer.verifying_key());
     let op = issuer_create_op(issuer);
@@ -105,8 +105,9 @@ pub fn demo_entries(genesis: &Genesis, validator: &SigningKey, issuer: &SigningK
             },
         },
     );
-    if let Some(v) = genesis.validators.first() {
-        change.approve(&v.id, validator, &gh);
+    // Every validator approves: with several, one approval is short of the quorum.
+    for (v, key) in genesis.validators.iter().zip(validators) {
+        change.approve(&v.id, key, &gh);
     }
     out.push(sign(Kind::TrustRegistryChange, &ik.key_id(), issuer, 71, change.encode())?);
     for (n, (list, purpose)) in

@@ -176,6 +176,8 @@ enum ProofCmd {
 enum BenchCmd {
     /// Ledger write path, proof generation and storage figures.
     Ledger(bench::LedgerBenchArgs),
+    /// A 4-validator BFT network on loopback: committed entries/s, commit latency.
+    Cluster(bench::ClusterBenchArgs),
     /// did:dojang resolution with proofs: in process, bundle size, HTTP under wrk.
     Did(bench::DidBenchArgs),
     /// Document issuance throughput and verification latency at scale.
@@ -317,6 +319,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             verify_bundle(&g, &text, trusted.as_ref(), json)?;
         }
         Cmd::Bench(BenchCmd::Ledger(args)) => bench::ledger(args)?,
+        Cmd::Bench(BenchCmd::Cluster(args)) => bench::cluster(args)?,
         Cmd::Bench(BenchCmd::Did(args)) => bench::did(args)?,
         Cmd::Bench(BenchCmd::Docs(args)) => bench::docs(args)?,
         Cmd::Bench(BenchCmd::Access(args)) => bench::access(args)?,

@@ -41,6 +41,68 @@ pub struct NodeConfig {
     /// (`specs/credentials.md` §8.1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credentials: Option<crate::credentials::CredentialsConfig>,
+    /// This validator's libp2p key file (`dojang key new`); required when the genesis has
+    /// several validators. Its did:key must be the validator's `p2p_key` in genesis.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p2p_key: Option<PathBuf>,
+    /// Consensus p2p listen address (host:port); default: this validator's `p2p_address`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p2p_listen: Option<String>,
+    /// Overrides of other validators' p2p addresses, by validator id (host:port). The
+    /// PeerId always comes from genesis.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub peer_addresses: std::collections::BTreeMap<String, String>,
+    /// Consensus propose timeout (round 0), milliseconds.
+    #[serde(default = "default_propose_ms")]
+    pub timeout_propose_ms: u64,
+    /// Consensus prevote and precommit timeouts (round 0), milliseconds.
+    #[serde(default = "default_vote_ms")]
+    pub timeout_vote_ms: u64,
+    /// How long a proposer with an empty mempool waits for entries before proposing an
+    /// empty block, milliseconds.
+    #[serde(default = "default_block_wait_ms")]
+    pub block_wait_ms: u64,
+    /// Test-only misbehaviour (`specs/consensus.md` §8): `forge-entry` proposes blocks with
+    /// a forged entry, `rogue-p2p-key` runs with a p2p key that genesis does not list. Never
+    /// set outside tests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_misbehaviour: Option<String>,
+}
+
+fn default_propose_ms() -> u64 {
+    3000
+}
+fn default_vote_ms() -> u64 {
+    1000
+}
+fn default_block_wait_ms() -> u64 {
+    50
+}
+
+impl Default for NodeConfig {
+    /// Defaults for every optional key; the four required paths and id are left empty.
+    fn default() -> Self {
+        NodeConfig {
+            data_dir: PathBuf::new(),
+            genesis: PathBuf::new(),
+            validator_key: PathBuf::new(),
+            validator_id: String::new(),
+            listen: default_listen(),
+            max_batch: default_max_batch(),
+            queue_bytes: default_queue(),
+            max_request_bytes: default_max_request(),
+            storage: StorageKind::default(),
+            p2p_key: None,
+            p2p_listen: None,
+            peer_addresses: Default::default(),
+            timeout_propose_ms: default_propose_ms(),
+            timeout_vote_ms: default_vote_ms(),
+            block_wait_ms: default_block_wait_ms(),
+            test_misbehaviour: None,
+            tls: None,
+            credentials: None,
+        }
+    }
 }
 
 /// `[tls]`: PEM certificate chain and private key (PKCS#8, PKCS#1 or SEC1).
@@ -97,6 +159,9 @@ impl NodeConfig {
             if let Some(c) = cfg.credentials.as_mut() {
                 paths.extend([&mut c.issuer_key, &mut c.api_token_file]);
             }
+            if let Some(k) = cfg.p2p_key.as_mut() {
+                paths.push(k);
+            }
             for f in paths {
                 if f.is_relative() {
                     *f = base.join(&*f);
@@ -121,6 +186,25 @@ impl NodeConfig {
                 value: self.max_request_bytes.to_string(),
                 reason: "must be 1 KiB..=256 MiB",
             });
+        }
+        if !(50..=600_000).contains(&self.timeout_propose_ms) || !(20..=600_000).contains(&self.timeout_vote_ms) {
+            return Err(ConfigError::Value {
+                key: "timeout_propose_ms",
+                value: format!("{}/{}", self.timeout_propose_ms, self.timeout_vote_ms),
+                reason: "timeouts must be 50..=600000 ms (propose) and 20..=600000 ms (votes)",
+            });
+        }
+        if self.block_wait_ms * 3 > self.timeout_propose_ms {
+            return Err(ConfigError::Value {
+                key: "block_wait_ms",
+                value: self.block_wait_ms.to_string(),
+                reason: "must be at most a third of timeout_propose_ms",
+            });
+        }
+        if let Some(m) = &self.test_misbehaviour
+            && !["forge-entry", "rogue-p2p-key"].contains(&m.as_str())
+        {
+            return Err(ConfigError::Value { key: "test_misbehaviour", value: m.clone(), reason: "must be forge-entry or rogue-p2p-key" });
         }
         Ok(())
     }

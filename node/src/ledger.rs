@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use dojang_core::admission::{AdmissionError, Candidate, NonceTracker, Rules};
 use dojang_core::audit::{self, ChainProof, EventProof, HistoryBundle};
 use dojang_core::bundle::{ConsistencyBundle, InclusionBundle};
-use dojang_core::checkpoint::{Checkpoint, SignedCheckpoint};
+use dojang_core::checkpoint::{Checkpoint, NoteSignature, SignedCheckpoint};
 use dojang_core::did_dojang::{self, DidError, DidOperation, DidState, OpRecord, Resolved, VersionSelector};
 use dojang_core::did_proof::{DidProof, EntryProof};
 use dojang_core::documents::{self, DocumentProof, DocumentRecord};
@@ -86,6 +86,8 @@ pub enum LedgerError {
     NotAValidator(String),
     #[error("access map: {0}")]
     Map(#[from] MapError),
+    #[error("a batch prepared at tree size {prepared} cannot commit at tree size {current}")]
+    StalePrepared { prepared: u64, current: u64 },
     #[error("the grant for writer {writer:?} covers {slots} slots and every one holds an event: ask again with a larger range")]
     GrantExhausted { writer: String, slots: usize },
 }
@@ -141,6 +143,39 @@ fn auditor_prefix(kid: &str) -> [u8; 8] {
 
 fn auditor_key(kid: &str, index: u64) -> Vec<u8> {
     [&auditor_prefix(kid)[..], &index.to_be_bytes()[..]].concat()
+}
+
+/// A batch run against the committed state with every write staged, not yet written
+/// ([`Ledger::prepare`]); `checkpoint` is None when no entry was accepted.
+pub struct Prepared {
+    base_size: u64,
+    base_map_root: Hash,
+    out: Vec<Result<Receipt, AdmissionError>>,
+    staged: Option<StagedBatch>,
+    /// The body of the checkpoint this batch yields; validators sign it.
+    pub checkpoint: Option<Checkpoint>,
+}
+
+impl std::fmt::Debug for Prepared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Prepared").field("base_size", &self.base_size).field("entries", &self.out.len()).finish_non_exhaustive()
+    }
+}
+
+impl Prepared {
+    /// Per-candidate results as they will be once committed (tree sizes not yet filled).
+    pub fn results(&self) -> &[Result<Receipt, AdmissionError>] {
+        &self.out
+    }
+}
+
+struct StagedBatch {
+    lb: LedgerBatch,
+    frontier: Frontier,
+    new_registry: Option<Registry>,
+    map_root: Hash,
+    map_writes: Vec<(MapNodeId, Option<MapNode>)>,
+    access: Vec<([u8; 32], u64)>,
 }
 
 /// State changed by the entries of one batch, so later entries see earlier ones.
@@ -231,7 +266,13 @@ impl Ledger {
     }
 
     fn make_checkpoint(rules: &Rules, signer: &CheckpointSigner, frontier: &Frontier, map_root: &Hash, now_ms: u64) -> SignedCheckpoint {
-        let cp = Checkpoint {
+        let mut s = SignedCheckpoint::new(Self::make_checkpoint_body(rules, frontier, map_root, now_ms));
+        s.add_signature(s.checkpoint.sign(&signer.id, &signer.key));
+        s
+    }
+
+    fn make_checkpoint_body(rules: &Rules, frontier: &Frontier, map_root: &Hash, now_ms: u64) -> Checkpoint {
+        Checkpoint {
             origin: rules.genesis.origin(),
             size: frontier.size(),
             root: frontier.root::<Blake3Hasher>(),
@@ -239,10 +280,7 @@ impl Ledger {
             timestamp_ms: now_ms,
             // The access map's root (`specs/access-log.md` §14.3): a quorum signs it with the tree.
             extensions: vec![audit::map_extension(map_root)],
-        };
-        let mut s = SignedCheckpoint::new(cp);
-        s.add_signature(s.checkpoint.sign(&signer.id, &signer.key));
-        s
+        }
     }
 
     /// This node's validator id and key: it signs checkpoints and auth tokens.
@@ -260,12 +298,25 @@ impl Ledger {
 
     /// Write-path steps 4-7 for one ordered batch of candidates whose signatures and
     /// authorisation were already checked: replay check in order, append to the tree,
-    /// persist atomically and durably, then publish the new checkpoint. Returns one
-    /// result per candidate; an Err of the whole call means nothing was committed.
+    /// persist atomically and durably, then publish the new checkpoint signed by this node.
+    /// Returns one result per candidate; an Err of the whole call means nothing was
+    /// committed. (The one-validator path; under consensus see [`Ledger::prepare`].)
     pub fn apply(&self, batch: Vec<Candidate>, now_ms: u64) -> Result<Vec<Result<Receipt, AdmissionError>>, LedgerError> {
-        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let prepared = self.prepare(batch, now_ms)?;
+        let own = prepared.checkpoint.as_ref().map(|cp| cp.sign(&self.signer.id, &self.signer.key));
+        self.commit_prepared(prepared, own.into_iter().collect(), Vec::new())
+    }
+
+    /// Steps 4-5 without writing anything: runs the batch against the committed state and
+    /// stages every write, so the resulting checkpoint body is known before the batch is
+    /// committed. Under consensus each validator prepares a decided block and signs the
+    /// body in its vote extension (`specs/consensus.md` §5). `now_ms` is the checkpoint's
+    /// time: the block's timestamp under consensus, so every node gets the same body.
+    pub fn prepare(&self, batch: Vec<Candidate>, now_ms: u64) -> Result<Prepared, LedgerError> {
+        let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let mut frontier = state.frontier.clone();
-        let first_index = frontier.size();
+        let base_size = frontier.size();
+        let first_index = base_size;
         let mut nonces = NonceTracker::new();
         let mut out = Vec::with_capacity(batch.len());
         let mut lb = LedgerBatch { first_index, ..Default::default() };
@@ -299,8 +350,9 @@ impl Ledger {
             lb.leaf_hashes.push(c.leaf_hash);
             accepted.push(c.encoded);
         }
+        let base_map_root = state.map_root;
         if accepted.is_empty() {
-            return Ok(out);
+            return Ok(Prepared { base_size, base_map_root, out, staged: None, checkpoint: None });
         }
         lb.entries = accepted;
         let new_registry = self.stage_state(&mut staged, &mut lb)?;
@@ -313,8 +365,43 @@ impl Ledger {
         lb.nonces.sort();
         lb.new_size = frontier.size();
         let (map_root, map_writes, access) = self.stage_access(&mut staged, &mut lb, state.map_root)?;
-        let cp = Self::make_checkpoint(&self.rules, &self.signer, &frontier, &map_root, now_ms);
+        let cp = Self::make_checkpoint_body(&self.rules, &frontier, &map_root, now_ms);
+        Ok(Prepared {
+            base_size,
+            base_map_root,
+            out,
+            staged: Some(StagedBatch { lb, frontier, new_registry, map_root, map_writes, access }),
+            checkpoint: Some(cp),
+        })
+    }
+
+    /// Steps 6-7 for a prepared batch: adds `signatures` to its checkpoint, writes the
+    /// batch and `extra` in one atomic, synced write, then publishes. `extra` rides along
+    /// even when no entry was accepted (consensus stores each decided block with it).
+    pub fn commit_prepared(
+        &self,
+        prepared: Prepared,
+        signatures: Vec<NoteSignature>,
+        extra: Vec<Put>,
+    ) -> Result<Vec<Result<Receipt, AdmissionError>>, LedgerError> {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if prepared.base_size != state.frontier.size() || prepared.base_map_root != state.map_root {
+            return Err(LedgerError::StalePrepared { prepared: prepared.base_size, current: state.frontier.size() });
+        }
+        let Prepared { mut out, staged, checkpoint, .. } = prepared;
+        let (Some(staged), Some(checkpoint)) = (staged, checkpoint) else {
+            if !extra.is_empty() {
+                self.store.backend().write(extra)?;
+            }
+            return Ok(out);
+        };
+        let StagedBatch { mut lb, frontier, new_registry, map_root, map_writes, access } = staged;
+        let mut cp = SignedCheckpoint::new(checkpoint);
+        for sig in signatures {
+            cp.add_signature(sig);
+        }
         lb.checkpoint = cp.to_text();
+        lb.extra.extend(extra);
         let text = lb.checkpoint.clone();
         let new_nodes = lb.nodes.clone();
         let nonce_updates = lb.nonces.clone();

@@ -20,6 +20,7 @@ pub mod access_map;
 pub mod api;
 pub mod clock;
 pub mod config;
+pub mod consensus;
 pub mod credentials;
 pub mod keyfile;
 pub mod ledger;

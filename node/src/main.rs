@@ -52,7 +52,14 @@ fn run() -> anyhow::Result<()> {
         {
             println!("dojangd listening on {}", node.url());
         }
-        shutdown_signal().await;
+        tokio::select! {
+            () = shutdown_signal() => {}
+            reason = node.fatal() => {
+                tracing::error!(%reason, "consensus stopped; shutting down");
+                node.stop().await;
+                anyhow::bail!("consensus stopped: {reason}");
+            }
+        }
         tracing::info!("shutting down");
         node.stop().await;
         anyhow::Ok(())

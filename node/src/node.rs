@@ -1,5 +1,7 @@
 //! Wires storage, ledger, sequencer, write path and API into a running node, and stops
 //! it cleanly: the HTTP server drains, the committer finishes its batch, RocksDB closes.
+//! A one-validator genesis runs the [`LocalSequencer`]; a genesis with several validators
+//! runs BFT consensus ([`crate::consensus`]) and is checked for it before anything starts.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -47,6 +49,26 @@ pub enum NodeError {
     Tls(String),
     #[error("cannot listen on {addr}: {source}")]
     Listen { addr: SocketAddr, source: std::io::Error },
+    #[error(transparent)]
+    Consensus(#[from] crate::consensus::ConsensusError),
+    #[error("genesis {path} has {validators} validators: start it with node::start, which runs consensus")]
+    NeedsConsensus { path: String, validators: usize },
+}
+
+/// What orders entries for this node, to be stopped with it.
+#[derive(Debug)]
+pub enum SequencerHandle {
+    Local(CommitterHandle),
+    Bft(crate::consensus::ConsensusHandle),
+}
+
+impl SequencerHandle {
+    pub async fn shutdown(self) {
+        match self {
+            SequencerHandle::Local(c) => c.shutdown().await,
+            SequencerHandle::Bft(c) => c.shutdown().await,
+        }
+    }
 }
 
 /// The parts of a node, shared by the API and in-process users (devnet, benchmarks).
@@ -59,9 +81,17 @@ pub struct NodeParts {
     pub genesis_json: Arc<String>,
 }
 
-/// Loads and cross-checks genesis, key and validator id, opens storage and the ledger,
-/// and starts the sequencer. Every misconfiguration is reported here, before serving.
-pub fn assemble(cfg: &NodeConfig, clock: Arc<dyn Clock>) -> Result<(NodeParts, CommitterHandle), NodeError> {
+struct Opened {
+    ledger: Arc<Ledger>,
+    rules: Arc<Rules>,
+    metrics: Arc<Metrics>,
+    genesis: Genesis,
+    genesis_json: String,
+}
+
+/// Loads and cross-checks genesis, key and validator id, and opens storage and the
+/// ledger. Every misconfiguration is reported here, before serving.
+fn open(cfg: &NodeConfig, clock: &Arc<dyn Clock>) -> Result<Opened, NodeError> {
     let gpath = cfg.genesis.display().to_string();
     let genesis_json = std::fs::read_to_string(&cfg.genesis).map_err(|source| NodeError::GenesisRead { path: gpath.clone(), source })?;
     let genesis =
@@ -80,9 +110,9 @@ pub fn assemble(cfg: &NodeConfig, clock: Arc<dyn Clock>) -> Result<(NodeParts, C
             id: v.id.clone(),
         });
     }
-    // Until validators agree through consensus, a node signs checkpoints alone; refuse a
-    // genesis where that signature can never reach the quorum verifiers require.
-    if u128::from(v.voting_power) * 3 <= u128::from(genesis.total_power()) * 2 {
+    // A lone validator signs checkpoints by itself; refuse a one-validator genesis where
+    // that signature can never reach the quorum verifiers require.
+    if genesis.validators.len() == 1 && u128::from(v.voting_power) * 3 <= u128::from(genesis.total_power()) * 2 {
         return Err(NodeError::NoSoloQuorum { id: v.id.clone(), power: v.voting_power, total: genesis.total_power() });
     }
     let backend: Arc<dyn KvBackend> = match cfg.storage {
@@ -97,14 +127,86 @@ pub fn assemble(cfg: &NodeConfig, clock: Arc<dyn Clock>) -> Result<(NodeParts, C
     let store = Store::new(backend);
     store.bind_genesis(genesis_json.as_bytes(), &rules.genesis_hash, &cfg.data_dir.display().to_string())?;
     let signer = CheckpointSigner { id: cfg.validator_id.clone(), key };
-    let ledger = Arc::new(Ledger::open(store, rules.clone(), signer, clock.now_ms())?);
+    // Under consensus the empty ledger's checkpoint carries the genesis time, so every
+    // validator's size-0 body is the same.
+    let t0 = if genesis.validators.len() > 1 { genesis.genesis_time_ms } else { clock.now_ms() };
+    let ledger = Arc::new(Ledger::open(store, rules.clone(), signer, t0)?);
     let metrics = Arc::new(Metrics::default());
     metrics.tree_size.store(ledger.size(), std::sync::atomic::Ordering::Relaxed);
-    let (local, committer) = LocalSequencer::start(ledger.clone(), clock.clone(), metrics.clone(), cfg.max_batch, cfg.queue_bytes)
+    Ok(Opened { ledger, rules, metrics, genesis, genesis_json })
+}
+
+/// Loads the config's genesis, key and storage and starts the local sequencer. Refuses a
+/// multi-validator genesis, which needs [`assemble_any`] (consensus runs on tokio).
+pub fn assemble(cfg: &NodeConfig, clock: Arc<dyn Clock>) -> Result<(NodeParts, CommitterHandle), NodeError> {
+    let o = open(cfg, &clock)?;
+    if o.genesis.validators.len() > 1 {
+        return Err(NodeError::NeedsConsensus { path: cfg.genesis.display().to_string(), validators: o.genesis.validators.len() });
+    }
+    let (local, committer) = LocalSequencer::start(o.ledger.clone(), clock.clone(), o.metrics.clone(), cfg.max_batch, cfg.queue_bytes)
         .map_err(NodeError::Committer)?;
     let sequencer: Arc<dyn Sequencer> = Arc::new(local);
-    let write = Arc::new(WritePath::new(rules, sequencer, clock, metrics.clone()));
-    Ok((NodeParts { ledger, write, metrics, genesis: Arc::new(genesis), genesis_json: Arc::new(genesis_json) }, committer))
+    let write = Arc::new(WritePath::new(o.rules, sequencer, clock, o.metrics.clone()));
+    Ok((
+        NodeParts { ledger: o.ledger, write, metrics: o.metrics, genesis: Arc::new(o.genesis), genesis_json: Arc::new(o.genesis_json) },
+        committer,
+    ))
+}
+
+/// The consensus settings of a config, checked: a multi-validator node must have its p2p
+/// key, and it must be the one genesis lists.
+fn consensus_settings(cfg: &NodeConfig, genesis: &Genesis) -> Result<crate::consensus::ConsensusSettings, NodeError> {
+    use crate::consensus::{ConsensusError, app};
+    let expected = genesis.validators.iter().find(|v| v.id == cfg.validator_id).map(|v| v.p2p_key.clone()).unwrap_or_default();
+    let misbehaviour = match cfg.test_misbehaviour.as_deref() {
+        Some("forge-entry") => app::Misbehaviour::ForgeEntry,
+        _ => app::Misbehaviour::None,
+    };
+    let p2p_key = match (&cfg.p2p_key, cfg.test_misbehaviour.as_deref()) {
+        // Test only: a fresh identity that no validator's persistent-peer list contains.
+        (_, Some("rogue-p2p-key")) => ed25519_dalek::SigningKey::generate(&mut rand_core::OsRng),
+        (Some(path), _) => KeyFile::load(path)?.1,
+        (None, _) => return Err(ConsensusError::MissingP2pKeyFile { expected }.into()),
+    };
+    let rogue = cfg.test_misbehaviour.as_deref() == Some("rogue-p2p-key");
+    Ok(crate::consensus::ConsensusSettings {
+        moniker: cfg.validator_id.clone(),
+        wal_dir: cfg.data_dir.join("wal"),
+        p2p_key,
+        peer_addresses: cfg.peer_addresses.clone(),
+        listen: cfg.p2p_listen.clone(),
+        tuning: app::Tuning {
+            timeouts: crate::consensus::timeouts(cfg.timeout_propose_ms, cfg.timeout_vote_ms),
+            max_block_entries: cfg.max_batch,
+            max_block_bytes: cfg.queue_bytes.min(256 << 20),
+            block_wait: std::time::Duration::from_millis(cfg.block_wait_ms),
+            misbehaviour: if rogue { app::Misbehaviour::RogueKey } else { misbehaviour },
+        },
+        mempool_bytes: cfg.queue_bytes,
+    })
+}
+
+/// Assembles the node with the sequencer its genesis needs: the local one for a lone
+/// validator, BFT consensus for several. `on_fatal` runs if consensus stops by itself.
+pub async fn assemble_any(
+    cfg: &NodeConfig,
+    clock: Arc<dyn Clock>,
+    on_fatal: Box<dyn FnOnce(String) + Send>,
+) -> Result<(NodeParts, SequencerHandle), NodeError> {
+    if Genesis::from_json(std::fs::read(&cfg.genesis).unwrap_or_default().as_slice()).is_ok_and(|g| g.validators.len() <= 1) {
+        let (parts, c) = assemble(cfg, clock)?;
+        return Ok((parts, SequencerHandle::Local(c)));
+    }
+    let o = open(cfg, &clock)?;
+    let settings = consensus_settings(cfg, &o.genesis)?;
+    let (bft, handle) =
+        crate::consensus::start(o.ledger.clone(), o.rules.clone(), o.metrics.clone(), clock.clone(), settings, on_fatal).await?;
+    let sequencer: Arc<dyn Sequencer> = Arc::new(bft);
+    let write = Arc::new(WritePath::new(o.rules, sequencer, clock, o.metrics.clone()));
+    Ok((
+        NodeParts { ledger: o.ledger, write, metrics: o.metrics, genesis: Arc::new(o.genesis), genesis_json: Arc::new(o.genesis_json) },
+        SequencerHandle::Bft(handle),
+    ))
 }
 
 /// A node serving HTTP. Dropping the shutdown sender, or calling [`RunningNode::stop`],
@@ -115,13 +217,27 @@ pub struct RunningNode {
     pub parts: NodeParts,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
-    committer: Option<CommitterHandle>,
+    committer: Option<SequencerHandle>,
     https: bool,
+    fatal: tokio::sync::watch::Receiver<Option<String>>,
 }
 
 impl RunningNode {
     pub fn url(&self) -> String {
         format!("{}://{}", if self.https { "https" } else { "http" }, self.addr)
+    }
+
+    /// Resolves with the reason if consensus stops by itself (never for a local node).
+    pub async fn fatal(&self) -> String {
+        let mut rx = self.fatal.clone();
+        loop {
+            if let Some(r) = rx.borrow().clone() {
+                return r;
+            }
+            if rx.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
     }
 
     /// Stops accepting requests, lets in-flight ones finish, commits everything queued,
@@ -140,7 +256,11 @@ impl RunningNode {
 /// Assembles the node and serves its API on `cfg.listen` (port 0 picks a free port).
 pub async fn start(cfg: &NodeConfig, clock: Arc<dyn Clock>) -> Result<RunningNode, NodeError> {
     let clock_for_api = clock.clone();
-    let (parts, committer) = assemble(cfg, clock)?;
+    let (fatal_tx, fatal) = tokio::sync::watch::channel(None);
+    let on_fatal = Box::new(move |reason: String| {
+        let _ = fatal_tx.send(Some(reason));
+    });
+    let (parts, committer) = assemble_any(cfg, clock, on_fatal).await?;
     let listener = tokio::net::TcpListener::bind(cfg.listen).await.map_err(|source| NodeError::Listen { addr: cfg.listen, source })?;
     let addr = listener.local_addr().map_err(|source| NodeError::Listen { addr: cfg.listen, source })?;
     let state = ApiState {
@@ -170,5 +290,5 @@ pub async fn start(cfg: &NodeConfig, clock: Arc<dyn Clock>) -> Result<RunningNod
         None => tokio::spawn(api::serve(listener, state, cfg.max_request_bytes, stop)),
     };
     tracing::info!(%addr, https, size = parts.ledger.size(), "node serving");
-    Ok(RunningNode { addr, parts, shutdown: Some(tx), server, committer: Some(committer), https })
+    Ok(RunningNode { addr, parts, shutdown: Some(tx), server, committer: Some(committer), https, fatal })
 }

@@ -55,6 +55,8 @@ fn genesis() -> Genesis {
         voting_power: 1,
         writer_keys: vec![dk(W1).key_id(), dk(W2).key_id()],
         api_address: String::new(),
+        p2p_key: String::new(),
+        p2p_address: String::new(),
     };
     let auditors = vec![AuditorEntry { name: "PIPC".into(), did: dk(AUDITOR).did() }];
     Genesis { auditors, ..Genesis::new("access-test", T0, vec![v]) }
@@ -83,8 +85,7 @@ impl Net {
             queue_bytes: 1 << 20,
             max_request_bytes: 1 << 20,
             storage,
-            credentials: None,
-            tls: None,
+            ..NodeConfig::default()
         };
         let clock = Arc::new(ManualClock::new(T0));
         let node = dojang_node::node::start(&cfg, clock.clone()).await.unwrap();

@@ -71,6 +71,7 @@ async fn start(dir: &std::path::Path, tls: Option<TlsConfig>) -> (RunningNode, A
             verification_method: None,
             api_token_file: dir.join("token"),
         }),
+        ..NodeConfig::default()
     };
     (dojang_node::node::start(&cfg, clock.clone()).await.unwrap(), clock)
 }

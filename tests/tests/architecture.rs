@@ -56,6 +56,16 @@ fn only_the_api_module_imports_axum() {
 }
 
 #[test]
+fn only_the_consensus_module_imports_malachite_and_libp2p() {
+    for krate in ["arc_malachitebft_app_channel", "arc_malachitebft_signing", "arc_malachitebft_sync", "libp2p_identity", "libp2p"] {
+        for f in users(krate) {
+            assert!(f.starts_with("node/src/consensus/"), "{f} imports {krate} outside node/src/consensus/");
+        }
+    }
+    assert!(!users("arc_malachitebft_app_channel").is_empty(), "the consensus module no longer uses Malachite?");
+}
+
+#[test]
 fn the_core_has_no_io_dependencies() {
     let manifest = std::fs::read_to_string(root().join("node/core/Cargo.toml")).unwrap();
     for banned in ["tokio", "rocksdb", "libp2p", "axum", "hyper", "reqwest", "ureq"] {

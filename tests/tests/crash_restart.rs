@@ -152,7 +152,7 @@ fn kill_9_mid_batch_loses_no_acknowledged_entry() {
         }
         // Writing resumes with fresh nonces.
         let n = nonces[0].fetch_add(1, Ordering::SeqCst);
-        let e = chain.entry(0, n, b"after restart");
+        let e = chain.entry(0, n, format!("after restart {round}").as_bytes());
         let r = daemon.post_batch(std::slice::from_ref(&e)).unwrap();
         let index = r[0]["index"].as_u64().unwrap_or_else(|| panic!("round {round}: write after restart refused: {}", r[0]));
         acked.lock().unwrap().insert(index, e);
@@ -165,7 +165,7 @@ fn kill_9_mid_batch_loses_no_acknowledged_entry() {
 fn clean_shutdown_and_restart_keep_everything() {
     let chain = Chain::new(1);
     let d = chain.start();
-    let entries: Vec<Vec<u8>> = (1..=20).map(|n| chain.entry(0, n, b"x")).collect();
+    let entries: Vec<Vec<u8>> = (1..=20).map(|n| chain.entry(0, n, format!("x{n}").as_bytes())).collect();
     assert!(d.post_batch(&entries).unwrap().iter().all(|r| r["index"].is_u64()));
     let cp = d.get_text("/v1/checkpoint");
     assert!(d.stop().success(), "dojangd did not exit cleanly on SIGTERM");

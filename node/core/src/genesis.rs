@@ -109,6 +109,23 @@ pub struct Validator {
     /// Where the validator's HTTP API listens, e.g. `127.0.0.1:7300`.
     #[serde(default)]
     pub api_address: String,
+    /// The validator's libp2p identity key (Ed25519), as a `did:key`; its libp2p PeerId is
+    /// derived from it and is the only identity peers accept for this validator
+    /// (`specs/genesis.md` §2, `specs/consensus.md` §3). Required when there are several
+    /// validators; omitted when empty, so older genesis files keep their hash.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub p2p_key: String,
+    /// Where the validator's consensus p2p endpoint listens, as `host:port`
+    /// (e.g. `127.0.0.1:27000`). Omitted when empty.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub p2p_address: String,
+}
+
+impl Validator {
+    /// The libp2p identity key, when the genesis lists one.
+    pub fn p2p_verifying_key(&self) -> Option<VerifyingKey> {
+        DidKey::parse(&self.p2p_key).ok().map(|k| k.verifying_key())
+    }
 }
 
 /// Chain parameters with safe defaults (`specs/genesis.md` §3).
@@ -159,6 +176,10 @@ pub enum GenesisError {
     Threshold { threshold: u64, total: u64 },
     #[error("auditor {did:?} is invalid: {reason}")]
     Auditor { did: String, reason: String },
+    #[error("validator {id:?} has an invalid p2p key {key:?}: {reason}")]
+    P2pKey { id: String, key: String, reason: String },
+    #[error("validator {id:?} has p2p_address {address:?}: expected host:port")]
+    P2pAddress { id: String, address: String },
     #[error("validator {id:?} has an invalid agency did {did:?}: expected did:<method>:<id>")]
     AgencyDid { id: String, did: String },
 }
@@ -255,6 +276,22 @@ impl Genesis {
             }
             for w in &v.writer_keys {
                 DidKey::parse_key_id(w).map_err(|e| GenesisError::WriterKey { id: v.id.clone(), key: w.clone(), reason: e.to_string() })?;
+            }
+            if !v.p2p_key.is_empty() {
+                DidKey::parse(&v.p2p_key).map_err(|e| GenesisError::P2pKey {
+                    id: v.id.clone(),
+                    key: v.p2p_key.clone(),
+                    reason: e.to_string(),
+                })?;
+                if !keys.insert(v.p2p_key.as_str()) {
+                    return Err(GenesisError::DuplicateKey(v.p2p_key.clone()));
+                }
+            }
+            if !v.p2p_address.is_empty()
+                && (v.p2p_address.len() > 255
+                    || !v.p2p_address.rsplit_once(':').is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0)))
+            {
+                return Err(GenesisError::P2pAddress { id: v.id.clone(), address: v.p2p_address.chars().take(120).collect() });
             }
             if v.voting_power == 0 {
                 return Err(GenesisError::ZeroPower(v.id.clone()));
@@ -356,7 +393,16 @@ impl Validator {
             voting_power: 1,
             writer_keys: writers.iter().map(|w| DidKey::from_verifying_key(w).key_id()).collect(),
             api_address: api_address.to_owned(),
+            p2p_key: String::new(),
+            p2p_address: String::new(),
         }
+    }
+
+    /// Adds the libp2p identity key and p2p address a multi-validator chain needs.
+    pub fn with_p2p(mut self, p2p: &VerifyingKey, p2p_address: &str) -> Validator {
+        self.p2p_key = DidKey::from_verifying_key(p2p).did();
+        self.p2p_address = p2p_address.to_owned();
+        self
     }
 
     /// The decoded consensus key; `validate` has already checked it parses.

@@ -54,10 +54,13 @@ pub enum Table {
     /// `m` || list id -> a status list's state (JSON); `b` || list id -> its bits
     /// (`specs/credentials.md` §6.3).
     StatusLists,
+    /// consensus height (u64 BE) -> the decided block and its commit certificate
+    /// (`specs/consensus.md` §6), served to peers that catch up through value sync.
+    Blocks,
 }
 
 impl Table {
-    pub const ALL: [Table; 14] = [
+    pub const ALL: [Table; 15] = [
         Table::Entries,
         Table::Nodes,
         Table::LeafIndex,
@@ -72,6 +75,7 @@ impl Table {
         Table::AccessTags,
         Table::AuditorEvents,
         Table::StatusLists,
+        Table::Blocks,
     ];
 
     pub fn name(self) -> &'static str {
@@ -90,6 +94,7 @@ impl Table {
             Table::AccessTags => "access_tags",
             Table::AuditorEvents => "auditor_events",
             Table::StatusLists => "status_lists",
+            Table::Blocks => "blocks",
         }
     }
 }
@@ -133,6 +138,8 @@ pub mod keys {
     pub const META_TREE_SIZE: &[u8] = b"tree_size";
     pub const META_GENESIS: &[u8] = b"genesis";
     pub const META_LATEST_CHECKPOINT: &[u8] = b"latest_checkpoint";
+    /// The last consensus height whose block is stored (u64 BE).
+    pub const META_CONSENSUS_HEIGHT: &[u8] = b"consensus_height";
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -35,8 +35,7 @@ pub async fn start_node(
         queue_bytes: 1 << 20,
         max_request_bytes,
         storage: StorageKind::Memory,
-        tls: None,
-        credentials: None,
+        ..NodeConfig::default()
     };
     dojang_node::node::start(&cfg, clock).await.unwrap()
 }

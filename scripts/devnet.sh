@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Runs a 4-validator devnet as four separate dojangd processes on 127.0.0.1 (for
+# multi-process experiments); `dojang devnet` does the same in one process with demo data.
+# Usage: scripts/devnet.sh [dir]   (Ctrl-C stops all four)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DIR="${1:-devnet-procs}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}"
+cargo build -q --bins
+BIN="$CARGO_TARGET_DIR/debug"
+if [ ! -f "$DIR/genesis.json" ]; then
+  "$BIN/dojang" genesis init --validators 4 --out "$DIR" --base-port 7300
+fi
+pids=()
+trap 'kill -TERM "${pids[@]}" 2>/dev/null; wait' INT TERM EXIT
+for i in 0 1 2 3; do
+  "$BIN/dojangd" --config "$DIR/node-$i.toml" &
+  pids+=($!)
+done
+echo "4 validators starting: http://127.0.0.1:7300 .. http://127.0.0.1:7303 (Ctrl-C stops them)"
+wait
