@@ -192,7 +192,10 @@ enum BenchCmd {
 fn main() {
     let cli = Cli::parse();
     // The devnet runs a node in-process: show its warnings and errors (RUST_LOG overrides).
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    // Malachite's network logs every failed dial at ERROR; while the devnet's validators
+    // start one after another those are expected and retried, so they are hidden by default.
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,arc_malachitebft_network=off"));
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
     let json = cli.json;
     if let Err(e) = run(cli) {

@@ -229,6 +229,9 @@ pub struct ConsensusHandle {
     engine: EngineHandle,
     app: tokio::task::JoinHandle<()>,
     mempool: Arc<Mempool>,
+    /// Set before a deliberate shutdown, so the engine's closed channels are not mistaken
+    /// for a failure.
+    stopping: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl std::fmt::Debug for ConsensusHandle {
@@ -239,6 +242,7 @@ impl std::fmt::Debug for ConsensusHandle {
 
 impl ConsensusHandle {
     pub async fn shutdown(self) {
+        self.stopping.store(true, std::sync::atomic::Ordering::SeqCst);
         self.engine.actor.stop(Some("node stopping".into()));
         let _ = tokio::time::timeout(Duration::from_secs(5), self.engine.handle).await;
         self.app.abort();
@@ -284,16 +288,19 @@ pub async fn start(
     .map_err(|e| ConsensusError::Engine(e.to_string()))?;
     let mempool = Arc::new(Mempool::new(settings.mempool_bytes));
     let app = App::new(ledger, rules.clone(), vset, me, signer, mempool.clone(), metrics, clock, settings.tuning);
+    let stopping = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let deliberate = stopping.clone();
     let task = tokio::spawn(async move {
         match app.run(channels).await {
             Ok(()) => {}
+            Err(e) if deliberate.load(std::sync::atomic::Ordering::SeqCst) => tracing::debug!(error = %e, "consensus stopped on shutdown"),
             Err(e) => {
                 tracing::error!(error = %e, "consensus stopped");
                 on_fatal(e.to_string());
             }
         }
     });
-    Ok((BftSequencer { mempool: mempool.clone() }, ConsensusHandle { engine, app: task, mempool }))
+    Ok((BftSequencer { mempool: mempool.clone() }, ConsensusHandle { engine, app: task, mempool, stopping }))
 }
 
 /// Default linear timeouts for a loopback or LAN validator set.
