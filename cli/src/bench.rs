@@ -780,11 +780,11 @@ pub fn access(args: AccessBenchArgs) -> anyhow::Result<()> {
                 "fill_seconds": fill_secs,
                 "history_events": expected,
                 "history_bytes": bytes,
-                "node_proofs_ms": summary_ms(&mut node_ms),
-                "fetch_ms": summary_ms(&mut fetch_ms),
-                "verify_ms": summary_ms(&mut verify_ms),
-                "fetch_plus_verify_ms": summary_ms(&mut total_ms.clone()),
-                "decrypt_ms": summary_ms(&mut open_ms),
+                "node_proofs_ms": summary(&mut node_ms),
+                "fetch_ms": summary(&mut fetch_ms),
+                "verify_ms": summary(&mut verify_ms),
+                "fetch_plus_verify_ms": summary(&mut total_ms.clone()),
+                "decrypt_ms": summary(&mut open_ms),
             });
             // Each total as soon as it is measured: a long run that fails later keeps it.
             eprintln!("bench access: {row}");
@@ -804,12 +804,6 @@ pub fn access(args: AccessBenchArgs) -> anyhow::Result<()> {
         crate::emit(true, report, String::new);
         anyhow::Ok(())
     })
-}
-
-fn summary_ms(v: &mut [f64]) -> serde_json::Value {
-    v.sort_by(f64::total_cmp);
-    let pick = |q: f64| v.get(((v.len() as f64 - 1.0) * q).round() as usize).copied().unwrap_or(0.0);
-    json!({ "p50": (pick(0.5) * 100.0).round() / 100.0, "min": (pick(0.0) * 100.0).round() / 100.0, "max": (pick(1.0) * 100.0).round() / 100.0 })
 }
 
 #[derive(Debug, clap::Args)]

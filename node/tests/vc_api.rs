@@ -77,28 +77,15 @@ async fn start(dir: &std::path::Path, tls: Option<TlsConfig>) -> (RunningNode, A
 }
 
 async fn post(url: String, token: Option<&str>, body: Value) -> Answer {
-    let token = token.map(str::to_owned);
-    tokio::task::spawn_blocking(move || {
-        let mut req = ureq::post(&url).set("Content-Type", "application/json");
-        if let Some(t) = token {
-            req = req.set("Authorization", &format!("Bearer {t}"));
-        }
-        let resp = match req.send_bytes(body.to_string().as_bytes()) {
-            Ok(r) | Err(ureq::Error::Status(_, r)) => r,
-            Err(e) => panic!("transport error: {e}"),
-        };
-        let status = resp.status();
-        let content_type = resp.header("Content-Type").unwrap_or("").to_owned();
-        let mut body = Vec::new();
-        std::io::Read::read_to_end(&mut resp.into_reader(), &mut body).unwrap();
-        Answer { status, content_type, body }
-    })
-    .await
-    .unwrap()
+    let mut headers = vec![("Content-Type".to_owned(), "application/json".to_owned())];
+    if let Some(t) = token {
+        headers.push(("Authorization".to_owned(), format!("Bearer {t}")));
+    }
+    support::call_with("POST", url, headers, body.to_string().into_bytes()).await
 }
 
 async fn get(url: String) -> Answer {
-    support::call("GET", url, None, None, vec![]).await
+    support::call_with("GET", url, Vec::new(), Vec::new()).await
 }
 
 fn unsigned(subject: &str, index: u64) -> Value {

@@ -142,12 +142,17 @@ impl AdmissionError {
 pub struct Rules {
     pub genesis: Genesis,
     pub genesis_hash: Hash,
+    /// The X25519 key ids of the genesis auditors, derived once: every access event's
+    /// auditor seals are checked against them on the write path.
+    auditor_kids: Vec<String>,
 }
 
 impl Rules {
     pub fn new(genesis: Genesis) -> Self {
         let genesis_hash = genesis.hash();
-        Rules { genesis, genesis_hash }
+        let auditor_kids =
+            genesis.auditors.iter().filter_map(|a| crate::did_key::DidKey::parse(&a.did).ok()).map(|k| k.x25519_key_id()).collect();
+        Rules { genesis, genesis_hash, auditor_kids }
     }
 
     /// Step 1 (§6.1): decode under the size limit, resolve the author key, and check the
@@ -233,12 +238,7 @@ impl Rules {
                 }
                 let event = crate::access::AccessEvent::decode(&entry.payload)?;
                 for seal in &event.auditors {
-                    let known = self
-                        .genesis
-                        .auditors
-                        .iter()
-                        .any(|a| crate::did_key::DidKey::parse(&a.did).is_ok_and(|k| k.x25519_key_id() == seal.kid));
-                    if !known {
+                    if !self.auditor_kids.contains(&seal.kid) {
                         return Err(AdmissionError::UnknownAuditor { kid: seal.kid.chars().take(200).collect() });
                     }
                 }
