@@ -874,18 +874,22 @@ pub fn cluster(args: ClusterBenchArgs) -> anyhow::Result<()> {
             cfg.block_wait_ms = 20;
             nodes.push(dojang_node::node::start(&cfg, Arc::new(SystemClock)).await?);
         }
-        // Let the validators connect before the clock starts.
+        // Let the validators connect and decide a first (empty) block before the clock
+        // starts: the first height waits for the connections, which is not throughput.
         let t0 = Instant::now();
-        while nodes.iter().any(|x| x.parts.metrics.batches_committed.load(std::sync::atomic::Ordering::Relaxed) == 0) && t0.elapsed() < std::time::Duration::from_secs(10) {
+        while nodes.iter().any(|x| x.parts.metrics.batches_committed.load(std::sync::atomic::Ordering::Relaxed) == 0) {
+            anyhow::ensure!(t0.elapsed() < std::time::Duration::from_secs(120), "the validators did not decide a first block within 120 s");
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
+        let blocks_before = nodes[0].parts.metrics.batches_committed.load(std::sync::atomic::Ordering::Relaxed);
+        let refusals = Arc::new(std::sync::Mutex::new(std::collections::BTreeMap::<String, usize>::new()));
         let latencies = Arc::new(std::sync::Mutex::new(Vec::new()));
         let start = Instant::now();
         let mut tasks = Vec::new();
         for (node, batches) in nodes.iter().zip(work) {
             let queue = Arc::new(std::sync::Mutex::new(batches.into_iter()));
             for _ in 0..args.clients.max(1) {
-                let (write, queue, lat) = (node.parts.write.clone(), queue.clone(), latencies.clone());
+                let (write, queue, lat, refused) = (node.parts.write.clone(), queue.clone(), latencies.clone(), refusals.clone());
                 tasks.push(tokio::spawn(async move {
                     let mut ok = 0usize;
                     loop {
@@ -896,6 +900,10 @@ pub fn cluster(args: ClusterBenchArgs) -> anyhow::Result<()> {
                             match write.submit(batch.clone()).await {
                                 Ok(outs) => {
                                     ok += outs.iter().filter(|o| o.is_ok()).count();
+                                    let mut r = refused.lock().unwrap_or_else(|p| p.into_inner());
+                                    for e in outs.iter().filter_map(|o| o.as_ref().err()) {
+                                        *r.entry(e.slug().to_owned()).or_default() += 1;
+                                    }
                                     break;
                                 }
                                 Err(dojang_node::sequencer::SequencerError::Full { .. }) => {
@@ -919,6 +927,8 @@ pub fn cluster(args: ClusterBenchArgs) -> anyhow::Result<()> {
         lat.sort_by(f64::total_cmp);
         let pct = |p: f64| lat.get(((lat.len() as f64 - 1.0) * p).round() as usize).copied().unwrap_or(0.0);
         let sizes: Vec<u64> = nodes.iter().map(|x| x.parts.ledger.size()).collect();
+        let blocks = nodes[0].parts.metrics.batches_committed.load(std::sync::atomic::Ordering::Relaxed) - blocks_before;
+        let refusals = refusals.lock().unwrap_or_else(|p| p.into_inner()).clone();
         for x in nodes {
             x.stop().await;
         }
@@ -928,6 +938,9 @@ pub fn cluster(args: ClusterBenchArgs) -> anyhow::Result<()> {
             "validators": n,
             "entries_committed": committed,
             "entries_refused": n * args.entries_per_node - committed,
+            "refusals": refusals,
+            "blocks": blocks,
+            "mean_entries_per_block": (committed as f64 / blocks.max(1) as f64).round(),
             "seconds": (secs * 1000.0).round() / 1000.0,
             "committed_entries_per_sec": (committed as f64 / secs).round(),
             "commit_latency_ms": { "unit": "one submission of `batch` entries, submit to durable commit", "p50": pct(0.5).round(), "p99": pct(0.99).round() },

@@ -25,39 +25,56 @@ use crate::clock::Clock;
 use crate::ledger::Ledger;
 use crate::writepath::verify_parallel;
 
-/// Most entry bytes in one gossip message (well under the pub-sub message limit).
-pub const GOSSIP_BYTES: usize = 1 << 20;
+/// Most entry bytes in one gossip message (under the 8 MiB pub-sub message limit set in
+/// `engine_config`, and above the default largest HTTP request).
+pub const GOSSIP_BYTES: usize = 6 << 20;
 /// Batches waiting to be published or checked; beyond this gossip is dropped (the origin
 /// still proposes its own entries, so a dropped batch costs latency, never an entry).
 pub const GOSSIP_QUEUE: usize = 256;
 
-/// Publishes this validator's new entries to the other validators, coalescing whatever is
-/// queued into messages of up to [`GOSSIP_BYTES`].
+/// Publishes this validator's new entries to the other validators. Each submission goes
+/// out whole in one message (several queued submissions may share one): separate messages
+/// can overtake each other on the way, and an author's later nonce committed before an
+/// earlier one would get the earlier one refused as a replay. Only a submission larger
+/// than [`GOSSIP_BYTES`] is split.
 pub async fn publish(network: mpsc::Sender<NetworkMsg<DojangContext>>, mut rx: mpsc::Receiver<Vec<Vec<u8>>>, me: Address) {
     let mut counter = 0u64;
-    while let Some(first) = rx.recv().await {
-        let mut pending = first;
-        while pending.iter().map(Vec::len).sum::<usize>() < GOSSIP_BYTES {
+    let size = |b: &[Vec<u8>]| b.iter().map(|e| e.len() + 4).sum::<usize>();
+    let mut carry: Option<Vec<Vec<u8>>> = None;
+    loop {
+        let first = match carry.take() {
+            Some(c) => c,
+            None => match rx.recv().await {
+                Some(f) => f,
+                None => return,
+            },
+        };
+        let mut message = first;
+        while size(&message) < GOSSIP_BYTES {
             match rx.try_recv() {
-                Ok(more) => pending.extend(more),
+                Ok(next) if size(&message) + size(&next) <= GOSSIP_BYTES => message.extend(next),
+                Ok(next) => {
+                    carry = Some(next);
+                    break;
+                }
                 Err(_) => break,
             }
         }
-        let mut chunk = Vec::new();
+        let mut pieces = Vec::new();
+        let mut piece = Vec::new();
         let mut bytes = 0usize;
-        let mut out = Vec::new();
-        for e in pending {
-            if bytes + e.len() > GOSSIP_BYTES && !chunk.is_empty() {
-                out.push(std::mem::take(&mut chunk));
+        for e in message {
+            if bytes + e.len() + 4 > GOSSIP_BYTES && !piece.is_empty() {
+                pieces.push(std::mem::take(&mut piece));
                 bytes = 0;
             }
             bytes += e.len() + 4;
-            chunk.push(e);
+            piece.push(e);
         }
-        if !chunk.is_empty() {
-            out.push(chunk);
+        if !piece.is_empty() {
+            pieces.push(piece);
         }
-        for entries in out {
+        for entries in pieces {
             // Stream ids of gossip start with "m" and never collide with a proposal's
             // (height, round) id, which is 16 bytes long.
             let mut sid = Vec::with_capacity(17);

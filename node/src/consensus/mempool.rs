@@ -4,7 +4,7 @@
 //! when a decided block holds it (whoever proposed that block), and the submitters waiting
 //! on it are answered then.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Mutex;
 
 use dojang_core::admission::{AdmissionError, Candidate};
@@ -38,6 +38,11 @@ struct Inner {
     entries: HashMap<Hash, Pooled>,
     bytes: usize,
     jobs: HashMap<u64, Waiting>,
+    /// Leaf hashes of recently committed entries, oldest first: a gossiped copy that
+    /// arrives after its entry committed is not pooled again (checked under the same lock
+    /// as commits, so there is no window between the check and the insert).
+    recent: HashSet<Hash>,
+    recent_order: VecDeque<Hash>,
 }
 
 impl Inner {
@@ -74,6 +79,9 @@ impl Inner {
         self.entries.insert(cand.leaf_hash, Pooled { cand, seq, waiters: waiter.into_iter().collect() });
     }
 }
+
+/// How many committed leaf hashes the pool remembers (a few blocks' worth at full load).
+const RECENT: usize = 1 << 18;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Offered {
@@ -145,7 +153,7 @@ impl Mempool {
         let mut out = Offered::default();
         let mut q = self.lock();
         for c in candidates {
-            if q.entries.contains_key(&c.leaf_hash) {
+            if q.entries.contains_key(&c.leaf_hash) || q.recent.contains(&c.leaf_hash) {
                 out.known += 1;
             } else if q.bytes.saturating_add(c.encoded.len()) > self.capacity_bytes {
                 out.dropped_full += 1;
@@ -216,6 +224,14 @@ impl Mempool {
             if let Some(p) = q.remove(h) {
                 q.settle(p.waiters, o);
             }
+            if q.recent.insert(*h) {
+                q.recent_order.push_back(*h);
+            }
+        }
+        while q.recent_order.len() > RECENT {
+            if let Some(old) = q.recent_order.pop_front() {
+                q.recent.remove(&old);
+            }
         }
     }
 
@@ -233,7 +249,9 @@ impl Mempool {
         for (_, w) in q.jobs.drain() {
             let _ = w.reply.send(Err(SequencerError::Stopped));
         }
-        *q = Inner { next_seq: q.next_seq, next_job: q.next_job, ..Inner::default() };
+        q.order.clear();
+        q.entries.clear();
+        q.bytes = 0;
     }
 }
 
@@ -304,6 +322,7 @@ mod tests {
         assert_eq!(m.offer(vec![a.clone()]), Offered { added: 0, known: 1, dropped_full: 0 });
         let o = receipt_err();
         m.committed([(&b.leaf_hash, &o)]);
+        assert_eq!(m.offer(vec![b.clone()]).known, 1, "a late gossiped copy of a committed entry is not pooled again");
         assert!(rx1.try_recv().is_err(), "first submission still waits for entry a");
         assert_eq!(rx2.try_recv().unwrap().unwrap().len(), 1);
         m.committed([(&a.leaf_hash, &o)]);
