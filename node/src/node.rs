@@ -358,3 +358,66 @@ pub async fn start(cfg: &NodeConfig, clock: Arc<dyn Clock>) -> Result<RunningNod
     tracing::info!(%addr, https, size = parts.ledger.size(), "node serving");
     Ok(RunningNode { addr, parts, shutdown: Some(tx), server, committer: Some(committer), https, fatal })
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+    use crate::clock::SystemClock;
+    use crate::config::ReplicaConfig;
+    use dojang_core::genesis::Validator;
+    use ed25519_dalek::SigningKey;
+
+    /// A genesis of `n` validators in `dir`, with validator 0's key file, and a replica
+    /// config (memory storage) whose name and key the caller picks.
+    fn replica_setup(dir: &std::path::Path, n: u8, id: &str, key: &SigningKey) -> NodeConfig {
+        let vs = (0..n)
+            .map(|i| {
+                let k = SigningKey::from_bytes(&[20 + i; 32]);
+                Validator::with_keys(&format!("v{i}"), &format!("Validator {i}"), &k.verifying_key(), &[], "")
+            })
+            .collect();
+        std::fs::write(dir.join("genesis.json"), Genesis::new("replicacfg", 0, vs).to_json_pretty()).unwrap();
+        let key_path = dir.join(format!("{id}-{}.key", hex::encode(&key.to_bytes()[..4])));
+        if !key_path.exists() {
+            KeyFile::from_signing_key(key).write_new(&key_path).unwrap();
+        }
+        NodeConfig {
+            data_dir: dir.join("data"),
+            genesis: dir.join("genesis.json"),
+            validator_key: key_path,
+            validator_id: id.into(),
+            storage: StorageKind::Memory,
+            // Nothing listens there: the follower retries in the background until stopped.
+            replica: Some(ReplicaConfig { follow: vec!["http://127.0.0.1:9".into()], poll_ms: 50 }),
+            ..NodeConfig::default()
+        }
+    }
+
+    async fn assemble(cfg: &NodeConfig) -> Result<(NodeParts, SequencerHandle), NodeError> {
+        assemble_any(cfg, Arc::new(SystemClock), Box::new(|_| {})).await
+    }
+
+    #[tokio::test]
+    async fn a_replica_needs_a_name_and_key_of_its_own_and_a_bft_chain() {
+        let dir = tempfile::tempdir().unwrap();
+        let own = SigningKey::from_bytes(&[77; 32]);
+        let cfg = replica_setup(dir.path(), 4, "v1", &own);
+        let e = assemble(&cfg).await.unwrap_err();
+        assert!(matches!(e, NodeError::ReplicaIdIsValidator { .. }), "{e}");
+        assert!(e.to_string().contains("\"v1\""), "{e}");
+        let cfg = replica_setup(dir.path(), 4, "r1", &SigningKey::from_bytes(&[22; 32]));
+        let e = assemble(&cfg).await.unwrap_err();
+        assert!(matches!(e, NodeError::ReplicaKeyIsValidator { ref id, .. } if id == "v2"), "{e}");
+        let cfg = replica_setup(dir.path(), 1, "r1", &own);
+        assert!(matches!(assemble(&cfg).await.unwrap_err(), NodeError::ReplicaNeedsBft { validators: 1, .. }));
+        // A proper replica starts, refuses writes, and stops although no source answers.
+        let cfg = replica_setup(dir.path(), 4, "r1", &own);
+        let (parts, handle) = assemble(&cfg).await.unwrap();
+        assert_eq!(parts.ledger.size(), 0);
+        let e = parts.write.submit(vec![b"anything".to_vec()]).await.unwrap_err();
+        assert!(matches!(e, crate::sequencer::SequencerError::ReadReplica { .. }), "{e}");
+        assert!(e.to_string().contains("http://127.0.0.1:9"), "{e}");
+        tokio::time::timeout(std::time::Duration::from_secs(10), handle.shutdown()).await.unwrap();
+    }
+}
