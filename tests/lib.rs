@@ -125,7 +125,13 @@ impl Daemon {
         let mut child = Command::new(bin("dojangd"))
             .arg("--config")
             .arg(config)
-            .env("RUST_LOG", "warn,arc_malachitebft_network=off,arc_malachitebft_discovery=off,arc_malachitebft_sync=error")
+            // DOJANG_TEST_LOG overrides the filter when debugging a failing test.
+            .env(
+                "RUST_LOG",
+                std::env::var("DOJANG_TEST_LOG").unwrap_or_else(|_| {
+                    "warn,arc_malachitebft_network=off,arc_malachitebft_discovery=off,arc_malachitebft_sync=error".into()
+                }),
+            )
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()

@@ -65,7 +65,8 @@ pub struct NodeConfig {
     #[serde(default = "default_block_wait_ms")]
     pub block_wait_ms: u64,
     /// Test-only misbehaviour (`specs/consensus.md` §8): `forge-entry` proposes blocks with
-    /// a forged entry, `rogue-p2p-key` runs with a p2p key that genesis does not list. Never
+    /// a forged entry, `rogue-p2p-key` runs with a p2p key that genesis does not list, `censor`
+    /// proposes only empty blocks (entries submitted to it must still commit). Never
     /// set outside tests.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub test_misbehaviour: Option<String>,
@@ -225,9 +226,13 @@ impl NodeConfig {
             });
         }
         if let Some(m) = &self.test_misbehaviour
-            && !["forge-entry", "rogue-p2p-key"].contains(&m.as_str())
+            && !["forge-entry", "rogue-p2p-key", "censor"].contains(&m.as_str())
         {
-            return Err(ConfigError::Value { key: "test_misbehaviour", value: m.clone(), reason: "must be forge-entry or rogue-p2p-key" });
+            return Err(ConfigError::Value {
+                key: "test_misbehaviour",
+                value: m.clone(),
+                reason: "must be forge-entry, rogue-p2p-key or censor",
+            });
         }
         if let Some(r) = &self.replica {
             if r.follow.is_empty() {

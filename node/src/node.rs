@@ -190,7 +190,7 @@ pub fn assemble(cfg: &NodeConfig, clock: Arc<dyn Clock>) -> Result<(NodeParts, C
     let (local, committer) = LocalSequencer::start(o.ledger.clone(), clock.clone(), o.metrics.clone(), cfg.max_batch, cfg.queue_bytes)
         .map_err(NodeError::Committer)?;
     let sequencer: Arc<dyn Sequencer> = Arc::new(local);
-    let write = Arc::new(WritePath::new(o.rules, sequencer, clock, o.metrics.clone()));
+    let write = Arc::new(WritePath::new(o.rules, o.ledger.clone(), sequencer, clock, o.metrics.clone()));
     Ok((
         NodeParts { ledger: o.ledger, write, metrics: o.metrics, genesis: Arc::new(o.genesis), genesis_json: Arc::new(o.genesis_json) },
         committer,
@@ -204,6 +204,7 @@ fn consensus_settings(cfg: &NodeConfig, genesis: &Genesis) -> Result<crate::cons
     let expected = genesis.validators.iter().find(|v| v.id == cfg.validator_id).map(|v| v.p2p_key.clone()).unwrap_or_default();
     let misbehaviour = match cfg.test_misbehaviour.as_deref() {
         Some("forge-entry") => app::Misbehaviour::ForgeEntry,
+        Some("censor") => app::Misbehaviour::Censor,
         _ => app::Misbehaviour::None,
     };
     let p2p_key = match (&cfg.p2p_key, cfg.test_misbehaviour.as_deref()) {
@@ -249,7 +250,7 @@ pub async fn assemble_any(
     let (bft, handle) =
         crate::consensus::start(o.ledger.clone(), o.rules.clone(), o.metrics.clone(), clock.clone(), settings, on_fatal).await?;
     let sequencer: Arc<dyn Sequencer> = Arc::new(bft);
-    let write = Arc::new(WritePath::new(o.rules, sequencer, clock, o.metrics.clone()));
+    let write = Arc::new(WritePath::new(o.rules, o.ledger.clone(), sequencer, clock, o.metrics.clone()));
     Ok((
         NodeParts { ledger: o.ledger, write, metrics: o.metrics, genesis: Arc::new(o.genesis), genesis_json: Arc::new(o.genesis_json) },
         SequencerHandle::Bft(handle),
@@ -268,7 +269,7 @@ fn assemble_replica(
         crate::consensus::replica::ReplicaSettings { follow: r.follow.clone(), poll: std::time::Duration::from_millis(r.poll_ms) };
     let handle = crate::consensus::replica::start(o.ledger.clone(), o.rules.clone(), o.metrics.clone(), settings)?;
     let sequencer: Arc<dyn Sequencer> = Arc::new(ReplicaSequencer::new(r.follow.clone()));
-    let write = Arc::new(WritePath::new(o.rules, sequencer, clock, o.metrics.clone()));
+    let write = Arc::new(WritePath::new(o.rules, o.ledger.clone(), sequencer, clock, o.metrics.clone()));
     Ok((
         NodeParts { ledger: o.ledger, write, metrics: o.metrics, genesis: Arc::new(o.genesis), genesis_json: Arc::new(o.genesis_json) },
         SequencerHandle::Replica(handle),

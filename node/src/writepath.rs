@@ -11,6 +11,7 @@ use dojang_core::entry::{self, EntryError};
 use ed25519_dalek::VerifyingKey;
 
 use crate::clock::Clock;
+use crate::ledger::Ledger;
 use crate::metrics::Metrics;
 use crate::sequencer::{Outcome, Sequencer, SequencerError};
 
@@ -22,6 +23,7 @@ const PARALLEL_VERIFY_MIN: usize = 64;
 #[derive(Debug)]
 pub struct WritePath {
     rules: Arc<Rules>,
+    ledger: Arc<Ledger>,
     sequencer: Arc<dyn Sequencer>,
     clock: Arc<dyn Clock>,
     metrics: Arc<Metrics>,
@@ -29,8 +31,34 @@ pub struct WritePath {
 }
 
 impl WritePath {
-    pub fn new(rules: Arc<Rules>, sequencer: Arc<dyn Sequencer>, clock: Arc<dyn Clock>, metrics: Arc<Metrics>) -> Self {
-        WritePath { rules, sequencer, clock, metrics, keys: RwLock::new(HashMap::new()) }
+    pub fn new(
+        rules: Arc<Rules>,
+        ledger: Arc<Ledger>,
+        sequencer: Arc<dyn Sequencer>,
+        clock: Arc<dyn Clock>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        WritePath { rules, ledger, sequencer, clock, metrics, keys: RwLock::new(HashMap::new()) }
+    }
+
+    /// Refuses at the door an entry whose nonce the ledger has already passed (§6.3): it
+    /// could only be refused at commit, after waiting for a block. The ledger re-checks at
+    /// commit, against entries ordered before it.
+    fn not_replayed(&self, c: &Candidate, cache: &mut HashMap<String, Option<u64>>) -> Result<(), AdmissionError> {
+        let last = match cache.get(&c.entry.author) {
+            Some(l) => *l,
+            None => {
+                let l = self.ledger.last_nonce(&c.entry.author).ok().flatten();
+                cache.insert(c.entry.author.clone(), l);
+                l
+            }
+        };
+        match last {
+            Some(last) if c.entry.nonce <= last => {
+                Err(AdmissionError::Replay { author: c.entry.author.clone(), nonce: c.entry.nonce, last })
+            }
+            _ => Ok(()),
+        }
     }
 
     fn resolve(&self, author: &str) -> Result<VerifyingKey, EntryError> {
@@ -70,12 +98,18 @@ impl WritePath {
                 }
             }
         }
-        let this = Arc::clone(self);
-        let (cands, verdicts) = tokio::task::spawn_blocking(move || this.verify(cands)).await.map_err(|_| SequencerError::Stopped)?;
+        let rules = self.rules.clone();
+        let (cands, verdicts) = tokio::task::spawn_blocking(move || {
+            let v = verify_parallel(&rules, &cands);
+            (cands, v)
+        })
+        .await
+        .map_err(|_| SequencerError::Stopped)?;
+        let mut last_nonce: HashMap<String, Option<u64>> = HashMap::new();
         let mut pass = Vec::with_capacity(cands.len());
         let mut pass_pos = Vec::with_capacity(cands.len());
         for ((mut c, v), i) in cands.into_iter().zip(verdicts).zip(positions) {
-            match v.and_then(|()| self.rules.authorize(&c.entry)) {
+            match v.and_then(|()| self.not_replayed(&c, &mut last_nonce)).and_then(|()| self.rules.authorize(&c.entry)) {
                 Ok(payload) => {
                     c.payload = payload;
                     pass.push(c);
@@ -99,28 +133,26 @@ impl WritePath {
             .map(|r| r.ok_or_else(|| SequencerError::Commit("the sequencer answered fewer entries than it was given".into())))
             .collect()
     }
+}
 
-    /// Batch-verifies, splitting large batches over two threads.
-    #[allow(clippy::type_complexity)]
-    fn verify(&self, cands: Vec<Candidate>) -> (Vec<Candidate>, Vec<Result<(), AdmissionError>>) {
-        if cands.len() < PARALLEL_VERIFY_MIN {
-            let v = self.rules.verify_signatures(&cands, rand_core::OsRng);
-            return (cands, v);
-        }
-        let (left, right) = cands.split_at(cands.len() / 2);
-        let (mut a, b) = std::thread::scope(|s| {
-            let h = s.spawn(|| self.rules.verify_signatures(right, rand_core::OsRng));
-            let a = self.rules.verify_signatures(left, rand_core::OsRng);
-            (
-                a,
-                h.join().unwrap_or_else(|_| {
-                    vec![Err(AdmissionError::Entry(EntryError::BadSignature("verifier thread failed".into()))); right.len()]
-                }),
-            )
-        });
-        a.extend(b);
-        (cands, a)
+/// Batch signature verification (`specs/ledger.md` §6.2), split over two threads for
+/// large batches (one per core on the machine this is tuned for). Used by the write path,
+/// by consensus for blocks and for gossiped entries.
+pub fn verify_parallel(rules: &Rules, cands: &[Candidate]) -> Vec<Result<(), AdmissionError>> {
+    if cands.len() < PARALLEL_VERIFY_MIN {
+        return rules.verify_signatures(cands, rand_core::OsRng);
     }
+    let (left, right) = cands.split_at(cands.len() / 2);
+    std::thread::scope(|s| {
+        let h = s.spawn(|| rules.verify_signatures(right, rand_core::OsRng));
+        let mut a = rules.verify_signatures(left, rand_core::OsRng);
+        a.extend(
+            h.join().unwrap_or_else(|_| {
+                vec![Err(AdmissionError::Entry(EntryError::BadSignature("verifier thread failed".into()))); right.len()]
+            }),
+        );
+        a
+    })
 }
 
 /// Fills result slot `i`; every index comes from enumerating the same input.

@@ -125,15 +125,25 @@ fn n4f1_byzantine() {
     let c = Cluster::new(4, &extra);
     let nodes: Vec<Daemon> = (0..4).map(|i| c.start(i)).collect();
     // Keep the byzantine proposer's mempool non-empty so that every block it proposes
-    // carries a forged entry; these submissions are never acknowledged.
+    // carries a forged entry. What it receives is valid and gossiped, so honest proposers
+    // commit it: those acknowledgements are collected too.
     let stop = Arc::new(AtomicBool::new(false));
+    let byz_acked = Arc::new(Mutex::new(BTreeMap::new()));
     let byz = {
-        let (stop, url, batch) = (stop.clone(), nodes[3].url.clone(), vec![c.entry(3, 1, b"byz")]);
+        let (stop, url, acked) = (stop.clone(), nodes[3].url.clone(), byz_acked.clone());
+        let entries: Vec<Vec<u8>> = (1..=400u64).map(|n| c.entry(3, n, format!("byz {n}").as_bytes())).collect();
         std::thread::spawn(move || {
             use base64::Engine as _;
-            let body = serde_json::json!({ "entries": batch.iter().map(|e| base64::engine::general_purpose::STANDARD.encode(e)).collect::<Vec<_>>() });
-            while !stop.load(Ordering::SeqCst) {
-                let _ = ureq::post(&format!("{url}/v1/entries")).timeout(Duration::from_secs(3)).send_json(body.clone());
+            for e in entries {
+                if stop.load(Ordering::SeqCst) {
+                    break;
+                }
+                let body = serde_json::json!({ "entries": [base64::engine::general_purpose::STANDARD.encode(&e)] });
+                let Ok(r) = ureq::post(&format!("{url}/v1/entries")).timeout(Duration::from_secs(30)).send_json(body) else { continue };
+                let v: serde_json::Value = r.into_json().unwrap();
+                if let Some(i) = v["results"][0]["index"].as_u64() {
+                    acked.lock().unwrap().insert(i, e);
+                }
             }
         })
     };
@@ -145,11 +155,35 @@ fn n4f1_byzantine() {
     }
     stop.store(true, Ordering::SeqCst);
     byz.join().unwrap();
+    acked.extend(byz_acked.lock().unwrap().clone());
     let total = acked.len() as u64;
     let refs: Vec<&Daemon> = nodes.iter().collect();
     all_reach(&refs, total, 120);
     // No fork, and nothing but acknowledged entries: the forged one never committed.
     assert!(refs.iter().all(|d| d.size() == total), "a node holds an entry nobody acknowledged");
+    assert_same_ledger(&c, &refs, &acked);
+}
+
+/// Entries reach every validator's mempool by gossip: what a validator that never puts
+/// an entry in its own blocks receives is still committed, by the other proposers, and
+/// its submitters are answered.
+#[test]
+fn gossip_commits_what_a_censoring_proposer_receives() {
+    let _serial = serial();
+    let extra = ["test_misbehaviour = \"censor\"".to_owned()];
+    let c = Cluster::new(4, &extra);
+    let nodes: Vec<Daemon> = (0..4).map(|i| c.start(i)).collect();
+    let mut acked = BTreeMap::new();
+    for round in 0..3u64 {
+        acked.extend(submit(&c, &nodes[0], 0, 1 + round * 50, 50));
+    }
+    // Resubmitting an entry that is already committed is refused as a replay, not
+    // committed twice.
+    let again = nodes[0].post_batch(&[c.entry(0, 1, b"w0 n1")]).unwrap();
+    assert_eq!(again[0]["error"]["type"].as_str().map(|t| t.ends_with("replayed-nonce")), Some(true), "{again:?}");
+    let refs: Vec<&Daemon> = nodes.iter().collect();
+    all_reach(&refs, 150, 120);
+    assert!(refs.iter().all(|d| d.size() == 150));
     assert_same_ledger(&c, &refs, &acked);
 }
 

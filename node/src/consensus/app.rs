@@ -20,17 +20,18 @@ use arc_malachitebft_app_channel::{AppMsg, Channels, NetworkMsg};
 use bytes::Bytes;
 use dojang_core::admission::{AdmissionError, Candidate, Rules};
 use dojang_core::checkpoint::Checkpoint;
-use dojang_core::entry::EntryError;
 use dojang_core::hash::Hash;
 
-use super::block::{Block, Job, Mempool, decode_record, encode_record};
+use super::block::{Block, decode_record, encode_record};
 use super::codec::{decode_certificate, encode_certificate};
+use super::mempool::Mempool;
 use super::signing::{DojangSigner, stream_bytes, verify};
 use super::types::{Address, BlockHeader, DojangContext, Height, ProposalPart, PublicKey, Signature, ValidatorSet, ValueId, entries_hash};
 use crate::clock::Clock;
 use crate::ledger::{Ledger, LedgerError, Prepared};
 use crate::metrics::Metrics;
 use crate::storage::{Put, StateReader, Table, keys};
+use crate::writepath::verify_parallel;
 
 /// Test-only misbehaviour, enabled only by an explicit config value (`specs/consensus.md` §8).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -41,6 +42,9 @@ pub enum Misbehaviour {
     ForgeEntry,
     /// Runs with a p2p identity that genesis does not list (peers must refuse it).
     RogueKey,
+    /// Proposes only empty blocks: what it receives must still reach the ledger through
+    /// gossip and the other proposers.
+    Censor,
 }
 
 /// Most parts a proposal stream may have, and most streams buffered at once.
@@ -90,8 +94,8 @@ pub struct App {
     blocks: HashMap<ValueId, Checked>,
     prepared: HashMap<ValueId, Prepared>,
     streams: HashMap<(PeerId, StreamId), Partial>,
-    /// Our own proposals: value id -> (height, the submissions in it).
-    mine: HashMap<ValueId, (u64, Vec<Job>)>,
+    /// Gossiped entries go to the intake task, which checks them off this loop.
+    intake: tokio::sync::mpsc::Sender<(PeerId, Vec<Vec<u8>>)>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -126,6 +130,7 @@ impl App {
         metrics: Arc<Metrics>,
         clock: Arc<dyn Clock>,
         tuning: Tuning,
+        intake: tokio::sync::mpsc::Sender<(PeerId, Vec<Vec<u8>>)>,
     ) -> Self {
         let genesis_hash = rules.genesis_hash;
         App {
@@ -145,7 +150,7 @@ impl App {
             blocks: HashMap::new(),
             prepared: HashMap::new(),
             streams: HashMap::new(),
-            mine: HashMap::new(),
+            intake,
         }
     }
 
@@ -305,15 +310,19 @@ impl App {
             let wait = self.tuning.block_wait.min(timeout / 3);
             let _ = tokio::time::timeout(wait, self.mempool.notify.notified()).await;
         }
-        let jobs = self.mempool.take(self.tuning.max_block_entries);
-        let mut candidates = Vec::new();
-        for j in &jobs {
-            candidates.extend(j.candidates.iter().cloned());
-        }
+        let ts = self.clock.now_ms().max(self.last_ts);
+        let skew = self.rules.genesis.params.max_clock_skew_ms;
+        let candidates = if self.tuning.misbehaviour == Misbehaviour::Censor {
+            Vec::new()
+        } else {
+            self.mempool.select(self.tuning.max_block_entries, self.tuning.max_block_bytes, ts, skew)
+        };
         let mut entries: Vec<Vec<u8>> = candidates.iter().map(|c| c.encoded.clone()).collect();
+        let mut forged_block = false;
         if self.tuning.misbehaviour == Misbehaviour::ForgeEntry
             && let Some(first) = entries.first().cloned()
         {
+            forged_block = true;
             // Same author and nonce, one payload byte changed: the signature no longer covers it.
             let mut forged = first;
             if let Some(b) = forged.last_mut() {
@@ -322,7 +331,6 @@ impl App {
             entries.push(forged);
             tracing::warn!("test misbehaviour: proposing a block with a forged entry");
         }
-        let ts = self.clock.now_ms().max(self.last_ts);
         let header = BlockHeader {
             height: height.0,
             timestamp_ms: ts,
@@ -336,9 +344,8 @@ impl App {
         self.stream(&block, height, round, Round::Nil, channels).await?;
         // Our own entries passed admission; a forged block keeps no candidates so that
         // this node, too, refuses to prepare it.
-        let cands = if self.tuning.misbehaviour == Misbehaviour::ForgeEntry { None } else { Some(candidates) };
+        let cands = if forged_block { None } else { Some(candidates) };
         self.blocks.insert(id, Checked { block, candidates: cands });
-        self.mine.insert(id, (height.0, jobs));
         tracing::debug!(%height, %round, entries = header.count, "proposed");
         Ok(header)
     }
@@ -388,6 +395,14 @@ impl App {
         peer: PeerId,
         part: StreamMessage<ProposalPart>,
     ) -> Result<Option<ProposedValue<DojangContext>>, AppError> {
+        if let StreamContent::Data(ProposalPart::Mempool(entries)) = part.content {
+            // Checked by the intake task; when it is behind, the batch is dropped (the
+            // origin still proposes its own entries).
+            if self.intake.try_send((peer, entries)).is_err() {
+                tracing::debug!(%peer, "gossip intake busy: batch dropped");
+            }
+            return Ok(None);
+        }
         let key = (peer, part.stream_id.clone());
         if !self.streams.contains_key(&key) && self.streams.len() >= MAX_STREAMS {
             // Drop streams for heights already decided, then refuse if still full.
@@ -412,6 +427,7 @@ impl App {
                         128
                     }
                     ProposalPart::Fin(_) => 64,
+                    ProposalPart::Mempool(_) => return Ok(None),
                 };
                 p.bytes += size;
                 if p.bytes > self.tuning.max_block_bytes.saturating_mul(2) {
@@ -434,7 +450,7 @@ impl App {
             match part {
                 ProposalPart::Data(es) => entries.extend(es),
                 ProposalPart::Fin(sig) => fin = Some(sig),
-                ProposalPart::Init { .. } => return Ok(None),
+                ProposalPart::Init { .. } | ProposalPart::Mempool(_) => return Ok(None),
             }
         }
         let Some(sig) = fin else { return Ok(None) };
@@ -485,8 +501,14 @@ impl App {
         }
         let rules = self.rules.clone();
         let entries = block.entries.clone();
-        let res =
-            tokio::task::spawn_blocking(move || check_entries(&rules, entries, ts)).await.map_err(|e| AppError::Join(e.to_string()))?;
+        let mempool = self.mempool.clone();
+        let res = tokio::task::spawn_blocking(move || {
+            let hashes: Vec<_> = entries.iter().map(|e| dojang_core::entry::leaf_hash(e)).collect();
+            let known = mempool.checked(&hashes);
+            check_entries(&rules, entries, ts, known)
+        })
+        .await
+        .map_err(|e| AppError::Join(e.to_string()))?;
         match res {
             Ok(cands) => {
                 let id = block.header.id();
@@ -518,8 +540,9 @@ impl App {
         }
         let rules = self.rules.clone();
         let (entries, ts) = (block.entries.clone(), block.header.timestamp_ms);
-        let res =
-            tokio::task::spawn_blocking(move || check_entries(&rules, entries, ts)).await.map_err(|e| AppError::Join(e.to_string()))?;
+        let res = tokio::task::spawn_blocking(move || check_entries(&rules, entries, ts, Vec::new()))
+            .await
+            .map_err(|e| AppError::Join(e.to_string()))?;
         if let Ok(cands) = res {
             self.blocks.insert(*id, Checked { block, candidates: Some(cands) });
         }
@@ -609,20 +632,10 @@ impl App {
         self.metrics.record_batch(&outcomes, started.elapsed());
         self.last_ts = block.header.timestamp_ms;
         tracing::debug!(height = h, entries = outcomes.len(), size = self.ledger.size(), "committed");
-        // Answer the submitters of our block; return other proposals' entries to the pool.
-        if let Some((_, jobs)) = self.mine.remove(&id) {
-            let mut it = outcomes.into_iter();
-            for job in jobs {
-                let k = job.candidates.len();
-                let _ = job.reply.send(Ok(it.by_ref().take(k).collect()));
-            }
-        }
-        let stale: Vec<ValueId> = self.mine.iter().filter(|(_, (mh, _))| *mh <= h).map(|(k, _)| *k).collect();
-        for k in stale {
-            if let Some((_, jobs)) = self.mine.remove(&k) {
-                self.mempool.requeue(jobs);
-            }
-        }
+        // The block's entries leave every validator's pool (whoever proposed it); the
+        // submitters waiting on them here are answered with the ledger's outcomes.
+        let hashes: Vec<Hash> = block.entries.iter().map(|e| dojang_core::entry::leaf_hash(e)).collect();
+        self.mempool.committed(hashes.iter().zip(&outcomes));
         let keep_height = h + 1;
         self.blocks.retain(|_, c| c.block.header.height >= keep_height);
         self.prepared.clear();
@@ -640,30 +653,46 @@ fn pending_key(id: &ValueId) -> Vec<u8> {
 }
 
 /// Decode, batch-verify (on two threads for large blocks) and authorise every entry of a
-/// block. Any failure makes the whole block invalid.
-pub(super) fn check_entries(rules: &Rules, entries: Vec<Vec<u8>>, ts: u64) -> Result<Vec<Candidate>, String> {
-    let mut cands = Vec::with_capacity(entries.len());
+/// block. Any failure makes the whole block invalid. `known[i]`, when present, is entry
+/// `i` as this validator's pool already checked it (the same bytes: equal leaf hash), so
+/// only its time is checked against the block's.
+pub(super) fn check_entries(
+    rules: &Rules,
+    entries: Vec<Vec<u8>>,
+    ts: u64,
+    known: Vec<Option<Candidate>>,
+) -> Result<Vec<Candidate>, String> {
+    let skew = rules.genesis.params.max_clock_skew_ms;
+    let mut slots: Vec<Option<Candidate>> = Vec::with_capacity(entries.len());
+    let mut fresh = Vec::new();
+    let mut fresh_at = Vec::new();
+    let mut known = known.into_iter();
     for (i, e) in entries.into_iter().enumerate() {
-        let c = rules.decode(e, ts, dojang_core::entry::author_key).map_err(|e| format!("entry {i}: {e}"))?;
-        cands.push(c);
+        match known.next().flatten() {
+            Some(c) if c.encoded == e => {
+                if c.entry.timestamp_ms.abs_diff(ts) > skew {
+                    return Err(format!(
+                        "entry {i}: {}",
+                        AdmissionError::ClockSkew { timestamp_ms: c.entry.timestamp_ms, now_ms: ts, max_skew_ms: skew }
+                    ));
+                }
+                slots.push(Some(c));
+            }
+            _ => {
+                let c = rules.decode(e, ts, dojang_core::entry::author_key).map_err(|e| format!("entry {i}: {e}"))?;
+                fresh.push(c);
+                fresh_at.push(i);
+                slots.push(None);
+            }
+        }
     }
-    let verdicts =
-        if cands.len() >= 64 {
-            let (l, r) = cands.split_at(cands.len() / 2);
-            std::thread::scope(|s| {
-                let h = s.spawn(|| rules.verify_signatures(r, rand_core::OsRng));
-                let mut a = rules.verify_signatures(l, rand_core::OsRng);
-                a.extend(h.join().unwrap_or_else(|_| {
-                    vec![Err(AdmissionError::Entry(EntryError::BadSignature("verifier thread failed".into()))); r.len()]
-                }));
-                a
-            })
-        } else {
-            rules.verify_signatures(&cands, rand_core::OsRng)
-        };
-    for (i, (c, v)) in cands.iter_mut().zip(verdicts).enumerate() {
+    let verdicts = verify_parallel(rules, &fresh);
+    for ((mut c, v), i) in fresh.into_iter().zip(verdicts).zip(fresh_at) {
         v.map_err(|e| format!("entry {i}: {e}"))?;
         c.payload = rules.authorize(&c.entry).map_err(|e| format!("entry {i}: {e}"))?;
+        if let Some(slot) = slots.get_mut(i) {
+            *slot = Some(c);
+        }
     }
-    Ok(cands)
+    slots.into_iter().enumerate().map(|(i, c)| c.ok_or_else(|| format!("entry {i}: not checked"))).collect()
 }

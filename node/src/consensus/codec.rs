@@ -236,6 +236,12 @@ fn part_w(w: &mut W, p: &ProposalPart) {
         ProposalPart::Fin(sig) => {
             w.u8(3).raw(&sig.0);
         }
+        ProposalPart::Mempool(entries) => {
+            w.u8(4).len(entries.len());
+            for e in entries {
+                w.bytes(e);
+            }
+        }
     }
 }
 
@@ -257,6 +263,14 @@ fn part_r(r: &mut R<'_>) -> Result<ProposalPart, CodecError> {
             Ok(ProposalPart::Data(entries))
         }
         3 => Ok(ProposalPart::Fin(r.sig()?)),
+        4 => {
+            let n = r.len(4)?;
+            let mut entries = Vec::with_capacity(n);
+            for _ in 0..n {
+                entries.push(r.bytes()?.to_vec());
+            }
+            Ok(ProposalPart::Mempool(entries))
+        }
         t => Err(err(format!("bad proposal part tag {t}"))),
     }
 }
@@ -566,7 +580,8 @@ mod tests {
     proptest! {
         #[test]
         fn parts_and_votes_roundtrip(entries in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..40), 0..6), h in 1u64..1000, r in 0u32..5, ext in proptest::option::of(proptest::collection::vec(any::<u8>(), 0..70))) {
-            roundtrip(ProposalPart::Data(entries));
+            roundtrip(ProposalPart::Data(entries.clone()));
+            roundtrip(ProposalPart::Mempool(entries));
             let header = BlockHeader { height: h, timestamp_ms: 5, proposer: Address([3; 32]), count: 2, entries_hash: [4; 32] };
             roundtrip(ProposalPart::Init { height: Height(h), round: Round::new(r), valid_round: Round::Nil, proposer: Address([3; 32]), header });
             roundtrip(ProposalPart::Fin(Signature([5; 64])));

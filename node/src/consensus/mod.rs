@@ -5,7 +5,9 @@
 //! - `types` — Dojang's `Context` (header-only values, proposals, votes, parts).
 //! - `signing` — what each consensus signature covers; the `Signer`/`Verifier`.
 //! - `codec` — wire, sync and WAL encodings.
-//! - `block` — blocks, stored records and the mempool.
+//! - `block` — blocks and stored records.
+//! - `mempool` — the bounded, deduplicated pool every validator proposes from.
+//! - `gossip` — entries from one validator's API reach the others' pools.
 //! - `app` — the loop over `AppMsg`: propose, validate, extend votes, commit, sync.
 //! - `certificate` — commit-certificate checks, checkpoint signatures from vote
 //!   extensions, and how a decided height is stored (shared by validators and replicas).
@@ -15,6 +17,8 @@ pub mod app;
 pub mod block;
 pub mod certificate;
 pub mod codec;
+pub mod gossip;
+pub mod mempool;
 pub mod replica;
 pub mod signing;
 pub mod types;
@@ -40,8 +44,8 @@ use ed25519_dalek::{SigningKey, VerifyingKey};
 use tokio::sync::oneshot;
 
 use self::app::{App, Misbehaviour, Tuning};
-use self::block::{Job, Mempool};
 use self::codec::DojangCodec;
+use self::mempool::Mempool;
 use self::signing::{DojangSigner, DojangVerifier};
 use self::types::{Address, DojangContext, ValidatorSet};
 use crate::clock::Clock;
@@ -212,18 +216,28 @@ fn bytesize(n: u64) -> bytesize::ByteSize {
     bytesize::ByteSize::b(n)
 }
 
-/// Ordering by BFT consensus: a submission waits in this validator's mempool until a
-/// block of its own is decided, then resolves with the committed outcomes.
+/// Ordering by BFT consensus: a submission joins this validator's mempool and is
+/// gossiped to the others; it resolves when the decided blocks holding its entries commit,
+/// whichever validator proposed them.
 #[derive(Debug, Clone)]
 pub struct BftSequencer {
     mempool: Arc<Mempool>,
+    gossip: tokio::sync::mpsc::Sender<Vec<Vec<u8>>>,
 }
 
 impl Sequencer for BftSequencer {
     fn submit(&self, candidates: Vec<Candidate>) -> SubmitFuture {
         let (reply, rx) = oneshot::channel();
-        let bytes = candidates.iter().map(|c| c.encoded.len()).sum();
-        let pushed = self.mempool.push(Job { candidates, reply, bytes }).map_err(|(_, e)| e);
+        let pushed = match self.mempool.submit(candidates, reply) {
+            Ok(fresh) => {
+                if !fresh.is_empty() && self.gossip.try_send(fresh).is_err() {
+                    // Gossip is behind: this validator still proposes the entries itself.
+                    tracing::debug!("gossip queue full: entries stay local until proposed");
+                }
+                Ok(())
+            }
+            Err((_, e)) => Err(e),
+        };
         Box::pin(async move {
             pushed?;
             rx.await.unwrap_or(Err(SequencerError::Stopped))
@@ -235,6 +249,7 @@ impl Sequencer for BftSequencer {
 pub struct ConsensusHandle {
     engine: EngineHandle,
     app: tokio::task::JoinHandle<()>,
+    gossip: [tokio::task::JoinHandle<()>; 2],
     mempool: Arc<Mempool>,
     /// Set before a deliberate shutdown, so the engine's closed channels are not mistaken
     /// for a failure.
@@ -254,6 +269,10 @@ impl ConsensusHandle {
         let _ = tokio::time::timeout(Duration::from_secs(5), self.engine.handle).await;
         self.app.abort();
         let _ = self.app.await;
+        for t in self.gossip {
+            t.abort();
+            let _ = t.await;
+        }
         self.mempool.fail_all();
     }
 }
@@ -294,7 +313,13 @@ pub async fn start(
     .await
     .map_err(|e| ConsensusError::Engine(e.to_string()))?;
     let mempool = Arc::new(Mempool::new(settings.mempool_bytes));
-    let app = App::new(ledger, rules.clone(), vset, me, signer, mempool.clone(), metrics, clock, settings.tuning);
+    let (gossip_tx, gossip_rx) = tokio::sync::mpsc::channel(gossip::GOSSIP_QUEUE);
+    let (intake_tx, intake_rx) = tokio::sync::mpsc::channel(gossip::GOSSIP_QUEUE);
+    let gossip_tasks = [
+        tokio::spawn(gossip::publish(channels.network.clone(), gossip_rx, me)),
+        tokio::spawn(gossip::intake(rules.clone(), ledger.clone(), mempool.clone(), clock.clone(), intake_rx)),
+    ];
+    let app = App::new(ledger, rules.clone(), vset, me, signer, mempool.clone(), metrics, clock, settings.tuning, intake_tx);
     let stopping = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let deliberate = stopping.clone();
     let task = tokio::spawn(async move {
@@ -307,7 +332,10 @@ pub async fn start(
             }
         }
     });
-    Ok((BftSequencer { mempool: mempool.clone() }, ConsensusHandle { engine, app: task, mempool, stopping }))
+    Ok((
+        BftSequencer { mempool: mempool.clone(), gossip: gossip_tx },
+        ConsensusHandle { engine, app: task, gossip: gossip_tasks, mempool, stopping },
+    ))
 }
 
 /// Default linear timeouts for a loopback or LAN validator set.

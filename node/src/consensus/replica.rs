@@ -109,7 +109,7 @@ pub async fn verify_record(
         return Err(RecordError::TimeRegression { timestamp_ms: ts, previous_ms });
     }
     let (r, entries) = (rules.clone(), block.entries.clone());
-    let candidates = tokio::task::spawn_blocking(move || check_entries(&r, entries, ts))
+    let candidates = tokio::task::spawn_blocking(move || check_entries(&r, entries, ts, Vec::new()))
         .await
         .map_err(|e| RecordError::Join(e.to_string()))?
         .map_err(RecordError::Entry)?;
@@ -421,7 +421,7 @@ mod tests {
         /// The checkpoint body `block` yields on top of the replica's current ledger (what
         /// each validator signs in its vote extension); None for a block with no entry.
         fn body(&self, block: &Block) -> Option<String> {
-            let cands = check_entries(&self.rules, block.entries.clone(), block.header.timestamp_ms).unwrap();
+            let cands = check_entries(&self.rules, block.entries.clone(), block.header.timestamp_ms, Vec::new()).unwrap();
             self.ledger.prepare(cands, block.header.timestamp_ms).unwrap().checkpoint.map(|c| c.body())
         }
 

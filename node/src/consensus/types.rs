@@ -218,9 +218,18 @@ impl mc::Vote<DojangContext> for Vote {
 /// over the stream's (height, round, value id), which also binds every entry.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ProposalPart {
-    Init { height: Height, round: Round, valid_round: Round, proposer: Address, header: BlockHeader },
+    Init {
+        height: Height,
+        round: Round,
+        valid_round: Round,
+        proposer: Address,
+        header: BlockHeader,
+    },
     Data(Vec<Vec<u8>>),
     Fin(Signature),
+    /// Not part of any proposal: entries gossiped from one validator's mempool to the
+    /// others, on the proposal-parts channel (`specs/consensus.md` §3.2).
+    Mempool(Vec<Vec<u8>>),
 }
 
 impl mc::ProposalPart<DojangContext> for ProposalPart {
