@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Runs a 4-validator devnet as four separate dojangd processes on 127.0.0.1 (for
 # multi-process experiments); `dojang devnet` does the same in one process with demo data.
-# Usage: scripts/devnet.sh [dir]   (Ctrl-C stops all four)
+# Usage: scripts/devnet.sh [dir] [--replica]   (Ctrl-C stops them all)
+# --replica also starts a read replica on :7304 that follows the four over HTTP
+# (specs/consensus.md §10).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DIR="${1:-devnet-procs}"
+REPLICA="${2:-}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}"
 cargo build -q --bins
 BIN="$CARGO_TARGET_DIR/debug"
@@ -18,4 +21,14 @@ for i in 0 1 2 3; do
   pids+=($!)
 done
 echo "4 validators starting: http://127.0.0.1:7300 .. http://127.0.0.1:7303 (Ctrl-C stops them)"
+if [ "$REPLICA" = "--replica" ]; then
+  [ -f "$DIR/replica.key" ] || "$BIN/dojang" key new --out "$DIR/replica.key" >/dev/null
+  printf '%s\n' 'data_dir = "data-replica"' 'genesis = "genesis.json"' 'validator_key = "replica.key"' \
+    'validator_id = "replica"' 'listen = "127.0.0.1:7304"' '[replica]' \
+    'follow = ["http://127.0.0.1:7300", "http://127.0.0.1:7301", "http://127.0.0.1:7302", "http://127.0.0.1:7303"]' \
+    > "$DIR/replica.toml"
+  "$BIN/dojangd" --config "$DIR/replica.toml" &
+  pids+=($!)
+  echo "read replica starting: http://127.0.0.1:7304 (follows the validators, refuses writes)"
+fi
 wait

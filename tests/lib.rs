@@ -260,6 +260,23 @@ impl Cluster {
         Daemon::spawn(&self.config(i))
     }
 
+    /// Writes the config of a read replica named `name` (`specs/consensus.md` §10) that
+    /// follows the API URLs `follow`, with a key of its own; returns the config's path.
+    pub fn replica_config(&self, name: &str, follow: &[String]) -> PathBuf {
+        let key = SigningKey::from_bytes(blake3::hash(name.as_bytes()).as_bytes());
+        let key_path = self.dir.path().join(format!("{name}.key"));
+        if !key_path.exists() {
+            KeyFile::from_signing_key(&key).write_new(&key_path).unwrap();
+        }
+        let follow = follow.iter().map(|u| format!("{u:?}")).collect::<Vec<_>>().join(", ");
+        let cfg = format!(
+            "data_dir = \"data-{name}\"\ngenesis = \"genesis.json\"\nvalidator_key = \"{name}.key\"\nvalidator_id = \"{name}\"\nlisten = \"127.0.0.1:0\"\n[replica]\nfollow = [{follow}]\npoll_ms = 100\n"
+        );
+        let p = self.dir.path().join(format!("replica-{name}.toml"));
+        std::fs::write(&p, cfg).unwrap();
+        p
+    }
+
     /// A signed access-event cover entry by writer `w`.
     pub fn entry(&self, w: usize, nonce: u64, payload: &[u8]) -> Vec<u8> {
         let key = &self.writers[w];

@@ -1,5 +1,6 @@
 //! `dojang genesis init` and `dojang devnet`: make a chain's keys, genesis and node
-//! configs, and run a local node on embedded RocksDB with demo data.
+//! configs, and run a local node on embedded RocksDB with demo data (optionally with a
+//! read replica beside the validators, `specs/consensus.md` §10).
 //!
 //! Devnet keys are random and live in the devnet folder; they guard nothing of value.
 
@@ -184,6 +185,35 @@ pub struct DevnetArgs {
     /// Validators of a new devnet (an existing one keeps its genesis).
     #[arg(long, default_value_t = 4)]
     pub validators: u8,
+    /// Also run a non-voting read replica that follows the validators over HTTP
+    /// (`specs/consensus.md` §10); its config is written to `<dir>/replica.toml`.
+    #[arg(long)]
+    pub replica: bool,
+}
+
+/// Writes `<dir>/replica.toml` (and the replica's own key on first use): a read replica
+/// named `replica` following `follow`, listening on `port` (0: any free port).
+fn write_replica_config(dir: &Path, follow: Vec<String>, port: u16) -> anyhow::Result<NodeConfig> {
+    let key = dir.join("replica.key");
+    if !key.exists() {
+        new_key(&key)?;
+    }
+    let cfg = NodeConfig {
+        data_dir: PathBuf::from("data-replica"),
+        genesis: PathBuf::from("genesis.json"),
+        validator_key: PathBuf::from("replica.key"),
+        validator_id: "replica".into(),
+        listen: std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        replica: Some(dojang_node::config::ReplicaConfig { follow, poll_ms: 200 }),
+        ..NodeConfig::default()
+    };
+    let p = dir.join("replica.toml");
+    let text = format!(
+        "# dojangd config for a read replica (specs/consensus.md §10): follows the validators, refuses writes.\n# Paths are relative to this file's folder.\n{}",
+        cfg.to_toml()
+    );
+    std::fs::write(&p, text).with_context(|| format!("cannot write {}", p.display()))?;
+    Ok(NodeConfig::from_toml_file(&p)?)
 }
 
 /// The demo entries: a citizen DID, documents issued (one revoked) with their files and
@@ -371,6 +401,11 @@ pub fn run(args: DevnetArgs, json: bool) -> anyhow::Result<()> {
     }
     let genesis = crate::load_genesis(&dir.join("genesis.json"))?;
     let n = genesis.validators.len();
+    if args.replica && n < 2 {
+        bail!(
+            "--replica needs a devnet with several validators (this one has {n}): a replica follows decided blocks, which a lone validator does not produce"
+        );
+    }
     let mut cfgs = Vec::with_capacity(n);
     for i in 0..n {
         let mut cfg = NodeConfig::from_toml_file(&dir.join(format!("node-{i}.toml")))?;
@@ -418,15 +453,33 @@ pub fn run(args: DevnetArgs, json: bool) -> anyhow::Result<()> {
             crate::devnet_vc::issue_demo_credential(dir, &parts, cfgs.first().and_then(|c| c.credentials.as_ref()), &citizen_did)?;
         }
         let urls: Vec<String> = nodes.iter().map(|x| x.url()).collect();
+        let replica = if args.replica {
+            let port = if args.port == 0 { 0 } else { args.port.saturating_add(n as u16) };
+            let cfg = write_replica_config(dir, urls.clone(), port)?;
+            let r = dojang_node::node::start(&cfg, Arc::new(SystemClock)).await?;
+            // Commands printed below may ask the replica too: let it catch up (bounded).
+            let want = parts.ledger.size();
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+            while r.parts.ledger.size() < want && std::time::Instant::now() < deadline {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            Some(r)
+        } else {
+            None
+        };
+        let replica_url = replica.as_ref().map(|r| r.url());
         let url = node.url();
         let (_, citizen) = KeyFile::load(&citizen_path)?;
         let citizen_did = citizen_create_op(&citizen).did()?;
         let exe = std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_else(|_| "dojang".into());
         let g = dir.join("genesis.json");
-        let node_lines: String = urls.iter().enumerate().map(|(i, u)| format!("  node {i} API: {u}\n")).collect();
+        let mut node_lines: String = urls.iter().enumerate().map(|(i, u)| format!("  node {i} API: {u}\n")).collect();
+        if let Some(u) = &replica_url {
+            node_lines.push_str(&format!("  read replica API: {u} (follows the validators, refuses writes; {}/replica.toml)\n", dir.display()));
+        }
         emit(
             json,
-            json!({ "chain_id": parts.genesis.chain_id, "nodes": urls, "genesis": g, "tree_size": parts.ledger.size(), "demo_entries_loaded": loaded, "citizen_did": citizen_did }),
+            json!({ "chain_id": parts.genesis.chain_id, "nodes": urls, "replica": replica_url, "genesis": g, "tree_size": parts.ledger.size(), "demo_entries_loaded": loaded, "citizen_did": citizen_did }),
             || {
                 format!(
                     "Dojang devnet is running: chain {chain}, {n} validators, {size} entries ({loaded} demo entries loaded now).\n{node_lines}\nTry next (any node answers; checkpoints carry the validators' quorum signatures):\n  curl -s {url}/v1/checkpoint\n  curl -s -H 'Accept: application/json' {url}/v1/entries/0\n  {exe} checkpoint verify --genesis {g} --node {url}\n  {exe} proof verify --genesis {g} --node {url} --index 3\n  {exe} doc verify --node {url} --file {d}/docs/resident-registration-extract.txt --receipt {d}/docs/resident-registration-extract.receipt.json\n  {exe} doc verify --node {url} --file {d}/docs/family-relation-certificate.txt --receipt {d}/docs/family-relation-certificate.receipt.json\n  {exe} registry show --node {url}\n  curl -s {url}/1.0/identifiers/{citizen_did}\n  {exe} did resolve --node {url} {citizen_did} --save answer.json\n  {exe} did verify-resolution --genesis {g} --file answer.json\n\nWho read the citizen's data (verified complete, decrypted with the citizen's key):\n  {exe} audit history --node {url} --genesis {g} --key {d}/citizen.key --did {citizen_did}\n  {exe} audit watch --node {url} --genesis {g} --key {d}/citizen.key --did {citizen_did}\n  {exe} access record --node {url} --key {w} --subject {citizen_did} --official officer-0031 --category tax --purpose law.tax-basic-act\n  {exe} audit auditor --node {url} --genesis {g} --key {d}/auditor.key\n{vc}\nThe ledger lives in {d}; Ctrl-C stops every node and the next run resumes them.",
@@ -442,6 +495,9 @@ pub fn run(args: DevnetArgs, json: bool) -> anyhow::Result<()> {
         if !args.exit_after_start {
             let _ = tokio::signal::ctrl_c().await;
             println!("stopping devnet");
+        }
+        if let Some(r) = replica {
+            r.stop().await;
         }
         for node in nodes {
             node.stop().await;

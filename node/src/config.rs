@@ -14,9 +14,11 @@ pub struct NodeConfig {
     pub data_dir: PathBuf,
     /// The genesis file.
     pub genesis: PathBuf,
-    /// This validator's key file (`dojang key new`).
+    /// This validator's key file (`dojang key new`). On a read replica: the replica's own
+    /// node key (it signs auth tokens; it is never a checkpoint signature).
     pub validator_key: PathBuf,
-    /// This validator's id in the genesis file.
+    /// This validator's id in the genesis file. On a read replica: the replica's own name,
+    /// which must not be a genesis validator id.
     pub validator_id: String,
     /// HTTP listen address; loopback by default.
     #[serde(default = "default_listen")]
@@ -68,6 +70,26 @@ pub struct NodeConfig {
     /// set outside tests.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub test_misbehaviour: Option<String>,
+    /// `[replica]`: run as a non-voting read replica that follows these validators over
+    /// HTTP instead of taking part in consensus (`specs/consensus.md` §10).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replica: Option<ReplicaConfig>,
+}
+
+/// `[replica]`: where a read replica fetches decided blocks, and how often it asks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplicaConfig {
+    /// API base URLs of validators (or other replicas), tried in turn: a source that is
+    /// down, behind or serves a block that does not verify is passed over for the next.
+    pub follow: Vec<String>,
+    /// How long to wait before asking again once no source has the next block, ms.
+    #[serde(default = "default_poll_ms")]
+    pub poll_ms: u64,
+}
+
+fn default_poll_ms() -> u64 {
+    200
 }
 
 fn default_propose_ms() -> u64 {
@@ -100,6 +122,7 @@ impl Default for NodeConfig {
             timeout_vote_ms: default_vote_ms(),
             block_wait_ms: default_block_wait_ms(),
             test_misbehaviour: None,
+            replica: None,
             tls: None,
             credentials: None,
         }
@@ -211,6 +234,25 @@ impl NodeConfig {
                 reason: "must be forge-entry, rogue-p2p-key or censor",
             });
         }
+        if let Some(r) = &self.replica {
+            if r.follow.is_empty() {
+                return Err(ConfigError::Value {
+                    key: "replica.follow",
+                    value: "[]".into(),
+                    reason: "must name at least one validator API URL",
+                });
+            }
+            if let Some(u) = r.follow.iter().find(|u| !(u.starts_with("http://") || u.starts_with("https://"))) {
+                return Err(ConfigError::Value {
+                    key: "replica.follow",
+                    value: u.clone(),
+                    reason: "every URL must start with http:// or https://",
+                });
+            }
+            if !(10..=60_000).contains(&r.poll_ms) {
+                return Err(ConfigError::Value { key: "replica.poll_ms", value: r.poll_ms.to_string(), reason: "must be 10..=60000" });
+            }
+        }
         Ok(())
     }
 
@@ -238,5 +280,28 @@ mod tests {
         std::fs::write(&p, "data_dir = \"d\"\nbogus = 1\n").unwrap();
         assert!(matches!(NodeConfig::from_toml_file(&p), Err(ConfigError::Invalid { .. })));
         assert!(matches!(NodeConfig::from_toml_file(&dir.path().join("missing.toml")), Err(ConfigError::Read { .. })));
+    }
+
+    #[test]
+    fn replica_section_is_parsed_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("replica.toml");
+        let head = "data_dir = \"d\"\ngenesis = \"g\"\nvalidator_key = \"k\"\nvalidator_id = \"r1\"\n";
+        std::fs::write(&p, format!("{head}[replica]\nfollow = [\"http://127.0.0.1:7300\", \"http://127.0.0.1:7301\"]\n")).unwrap();
+        let cfg = NodeConfig::from_toml_file(&p).unwrap();
+        let r = cfg.replica.clone().unwrap();
+        assert_eq!(r.follow.len(), 2);
+        assert_eq!(r.poll_ms, 200);
+        // A config written by the CLI (`dojang devnet --replica`) reads back the same.
+        let back: NodeConfig = toml::from_str(&cfg.to_toml()).unwrap();
+        assert_eq!(back.replica, cfg.replica);
+        std::fs::write(&p, format!("{head}[replica]\nfollow = []\n")).unwrap();
+        assert!(matches!(NodeConfig::from_toml_file(&p), Err(ConfigError::Value { key: "replica.follow", .. })));
+        std::fs::write(&p, format!("{head}[replica]\nfollow = [\"127.0.0.1:7300\"]\n")).unwrap();
+        assert!(matches!(NodeConfig::from_toml_file(&p), Err(ConfigError::Value { key: "replica.follow", .. })));
+        std::fs::write(&p, format!("{head}[replica]\nfollow = [\"http://a\"]\npoll_ms = 0\n")).unwrap();
+        assert!(matches!(NodeConfig::from_toml_file(&p), Err(ConfigError::Value { key: "replica.poll_ms", .. })));
+        std::fs::write(&p, format!("{head}[replica]\nfollow = [\"http://a\"]\nbogus = 1\n")).unwrap();
+        assert!(matches!(NodeConfig::from_toml_file(&p), Err(ConfigError::Invalid { .. })));
     }
 }

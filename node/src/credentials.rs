@@ -63,6 +63,9 @@ pub enum CredentialError {
     Refused(dojang_core::admission::AdmissionError),
     #[error("submission failed: {0}")]
     Submit(String),
+    /// This node is a read replica; the message names the validators (`specs/api.md` §1.2).
+    #[error("{0}")]
+    ReadReplica(String),
     #[error("unknown challenge: it was not issued by this node, has expired, or was already used")]
     UnknownChallenge,
     #[error("cannot load [credentials]: {0}")]
@@ -79,6 +82,7 @@ impl CredentialError {
             CredentialError::Ledger(_) => "internal",
             CredentialError::Refused(e) => e.slug(),
             CredentialError::Submit(_) => "submission-failed",
+            CredentialError::ReadReplica(_) => "read-replica",
             CredentialError::UnknownChallenge => "vp-unknown-challenge",
             CredentialError::Config(_) => "internal",
         }
@@ -217,7 +221,10 @@ impl CredentialService {
         .map_err(|e| CredentialError::BadRequest(e.to_string()))?
         .encode()
         .map_err(|e| CredentialError::BadRequest(e.to_string()))?;
-        let mut results = self.write.submit(vec![entry]).await.map_err(|e| CredentialError::Submit(e.to_string()))?;
+        let mut results = self.write.submit(vec![entry]).await.map_err(|e| match e {
+            crate::sequencer::SequencerError::ReadReplica { .. } => CredentialError::ReadReplica(e.to_string()),
+            e => CredentialError::Submit(e.to_string()),
+        })?;
         match results.pop() {
             Some(Ok(r)) => Ok(r),
             Some(Err(e)) => Err(CredentialError::Refused(e)),

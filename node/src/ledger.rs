@@ -84,6 +84,8 @@ pub enum LedgerError {
     CorruptDid { did: String, reason: String },
     #[error("validator {0:?} is not in the genesis validator set, or its key does not match")]
     NotAValidator(String),
+    #[error("read replica name {0:?} is a genesis validator id: a replica needs a name of its own")]
+    ReplicaIsValidator(String),
     #[error("access map: {0}")]
     Map(#[from] MapError),
     #[error("a batch prepared at tree size {prepared} cannot commit at tree size {current}")]
@@ -227,6 +229,21 @@ impl Ledger {
         if v.consensus_verifying_key() != Some(signer.key.verifying_key()) {
             return Err(LedgerError::NotAValidator(signer.id.clone()));
         }
+        Self::open_unchecked(store, rules, signer, now_ms)
+    }
+
+    /// Opens the ledger of a read replica (`specs/consensus.md` §10). Its `signer` is the
+    /// replica's own name and key, not a validator's: it signs auth tokens and the size-0
+    /// checkpoint only, and verifiers skip that line (the name is not in genesis). Every
+    /// later checkpoint carries exactly the validators' signatures the replica verified.
+    pub fn open_follower(store: Store, rules: Arc<Rules>, signer: CheckpointSigner, now_ms: u64) -> Result<Self, LedgerError> {
+        if rules.genesis.validators.iter().any(|v| v.id == signer.id) {
+            return Err(LedgerError::ReplicaIsValidator(signer.id.clone()));
+        }
+        Self::open_unchecked(store, rules, signer, now_ms)
+    }
+
+    fn open_unchecked(store: Store, rules: Arc<Rules>, signer: CheckpointSigner, now_ms: u64) -> Result<Self, LedgerError> {
         let size = store.tree_size()?;
         let frontier = Frontier::from_source(&store, size)?;
         let map = MapStore::load(store.clone())?;

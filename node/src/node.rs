@@ -2,6 +2,8 @@
 //! it cleanly: the HTTP server drains, the committer finishes its batch, RocksDB closes.
 //! A one-validator genesis runs the [`LocalSequencer`]; a genesis with several validators
 //! runs BFT consensus ([`crate::consensus`]) and is checked for it before anything starts.
+//! A config with `[replica]` runs a non-voting read replica instead, which follows the
+//! validators' decided blocks over HTTP and refuses writes (`specs/consensus.md` §10).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -15,7 +17,7 @@ use crate::config::{NodeConfig, StorageKind};
 use crate::keyfile::{KeyFile, KeyFileError};
 use crate::ledger::{CheckpointSigner, Ledger, LedgerError};
 use crate::metrics::Metrics;
-use crate::sequencer::{CommitterHandle, LocalSequencer, Sequencer};
+use crate::sequencer::{CommitterHandle, LocalSequencer, ReplicaSequencer, Sequencer};
 use crate::storage::{KvBackend, StorageError, Store, memory::MemoryBackend, rocks::RocksBackend};
 use crate::writepath::WritePath;
 
@@ -53,6 +55,14 @@ pub enum NodeError {
     Consensus(#[from] crate::consensus::ConsensusError),
     #[error("genesis {path} has {validators} validators: start it with node::start, which runs consensus")]
     NeedsConsensus { path: String, validators: usize },
+    #[error("read replica name {id:?} is a validator id in genesis {path}: give the replica a validator_id of its own")]
+    ReplicaIdIsValidator { id: String, path: String },
+    #[error("key file {key} holds the consensus key of validator {id:?}: a read replica needs a key of its own (dojang key new)")]
+    ReplicaKeyIsValidator { key: String, id: String },
+    #[error(
+        "genesis {path} has {validators} validator(s): read replicas follow a multi-validator chain, whose decided blocks carry commit certificates"
+    )]
+    ReplicaNeedsBft { path: String, validators: usize },
 }
 
 /// What orders entries for this node, to be stopped with it.
@@ -60,6 +70,8 @@ pub enum NodeError {
 pub enum SequencerHandle {
     Local(CommitterHandle),
     Bft(crate::consensus::ConsensusHandle),
+    /// A read replica's follower (`specs/consensus.md` §10).
+    Replica(crate::consensus::replica::ReplicaHandle),
 }
 
 impl SequencerHandle {
@@ -67,6 +79,7 @@ impl SequencerHandle {
         match self {
             SequencerHandle::Local(c) => c.shutdown().await,
             SequencerHandle::Bft(c) => c.shutdown().await,
+            SequencerHandle::Replica(c) => c.shutdown().await,
         }
     }
 }
@@ -97,23 +110,10 @@ fn open(cfg: &NodeConfig, clock: &Arc<dyn Clock>) -> Result<Opened, NodeError> {
     let genesis =
         Genesis::from_json(genesis_json.as_bytes()).map_err(|e| NodeError::Genesis { path: gpath.clone(), reason: e.to_string() })?;
     let (kf, key) = KeyFile::load(&cfg.validator_key)?;
-    let v = genesis.validators.iter().find(|v| v.id == cfg.validator_id).ok_or_else(|| NodeError::UnknownValidator {
-        id: cfg.validator_id.clone(),
-        path: gpath.clone(),
-        known: genesis.validators.iter().map(|v| v.id.as_str()).collect::<Vec<_>>().join(", "),
-    })?;
-    if v.consensus_key != kf.did {
-        return Err(NodeError::KeyMismatch {
-            key: cfg.validator_key.display().to_string(),
-            did: kf.did,
-            expected: v.consensus_key.clone(),
-            id: v.id.clone(),
-        });
-    }
-    // A lone validator signs checkpoints by itself; refuse a one-validator genesis where
-    // that signature can never reach the quorum verifiers require.
-    if genesis.validators.len() == 1 && u128::from(v.voting_power) * 3 <= u128::from(genesis.total_power()) * 2 {
-        return Err(NodeError::NoSoloQuorum { id: v.id.clone(), power: v.voting_power, total: genesis.total_power() });
+    if cfg.replica.is_some() {
+        check_replica(cfg, &genesis, &kf.did, &gpath)?;
+    } else {
+        check_validator(cfg, &genesis, &kf.did, &gpath)?;
     }
     let backend: Arc<dyn KvBackend> = match cfg.storage {
         StorageKind::Memory => Arc::new(MemoryBackend::default()),
@@ -130,10 +130,54 @@ fn open(cfg: &NodeConfig, clock: &Arc<dyn Clock>) -> Result<Opened, NodeError> {
     // Under consensus the empty ledger's checkpoint carries the genesis time, so every
     // validator's size-0 body is the same.
     let t0 = if genesis.validators.len() > 1 { genesis.genesis_time_ms } else { clock.now_ms() };
-    let ledger = Arc::new(Ledger::open(store, rules.clone(), signer, t0)?);
+    let ledger = Arc::new(if cfg.replica.is_some() {
+        Ledger::open_follower(store, rules.clone(), signer, t0)?
+    } else {
+        Ledger::open(store, rules.clone(), signer, t0)?
+    });
     let metrics = Arc::new(Metrics::default());
     metrics.tree_size.store(ledger.size(), std::sync::atomic::Ordering::Relaxed);
     Ok(Opened { ledger, rules, metrics, genesis, genesis_json })
+}
+
+/// A validator's id must be in genesis with this key as its consensus key.
+fn check_validator(cfg: &NodeConfig, genesis: &Genesis, did: &str, gpath: &str) -> Result<(), NodeError> {
+    let v = genesis.validators.iter().find(|v| v.id == cfg.validator_id).ok_or_else(|| NodeError::UnknownValidator {
+        id: cfg.validator_id.clone(),
+        path: gpath.to_owned(),
+        known: genesis.validators.iter().map(|v| v.id.as_str()).collect::<Vec<_>>().join(", "),
+    })?;
+    if v.consensus_key != did {
+        return Err(NodeError::KeyMismatch {
+            key: cfg.validator_key.display().to_string(),
+            did: did.to_owned(),
+            expected: v.consensus_key.clone(),
+            id: v.id.clone(),
+        });
+    }
+    // A lone validator signs checkpoints by itself; refuse a one-validator genesis where
+    // that signature can never reach the quorum verifiers require.
+    if genesis.validators.len() == 1 && u128::from(v.voting_power) * 3 <= u128::from(genesis.total_power()) * 2 {
+        return Err(NodeError::NoSoloQuorum { id: v.id.clone(), power: v.voting_power, total: genesis.total_power() });
+    }
+    Ok(())
+}
+
+/// A read replica (`specs/consensus.md` §10) follows a multi-validator chain under a name
+/// and key of its own: a validator's id would put the replica's auth tokens and size-0
+/// checkpoint under that validator's name, and sharing a consensus key across roles would
+/// let one machine's compromise sign as the other.
+fn check_replica(cfg: &NodeConfig, genesis: &Genesis, did: &str, gpath: &str) -> Result<(), NodeError> {
+    if genesis.validators.len() < 2 {
+        return Err(NodeError::ReplicaNeedsBft { path: gpath.to_owned(), validators: genesis.validators.len() });
+    }
+    if genesis.validators.iter().any(|v| v.id == cfg.validator_id) {
+        return Err(NodeError::ReplicaIdIsValidator { id: cfg.validator_id.clone(), path: gpath.to_owned() });
+    }
+    if let Some(v) = genesis.validators.iter().find(|v| v.consensus_key == did) {
+        return Err(NodeError::ReplicaKeyIsValidator { key: cfg.validator_key.display().to_string(), id: v.id.clone() });
+    }
+    Ok(())
 }
 
 /// Loads the config's genesis, key and storage and starts the local sequencer. Refuses a
@@ -194,6 +238,9 @@ pub async fn assemble_any(
     clock: Arc<dyn Clock>,
     on_fatal: Box<dyn FnOnce(String) + Send>,
 ) -> Result<(NodeParts, SequencerHandle), NodeError> {
+    if let Some(r) = &cfg.replica {
+        return assemble_replica(cfg, r, clock);
+    }
     if Genesis::from_json(std::fs::read(&cfg.genesis).unwrap_or_default().as_slice()).is_ok_and(|g| g.validators.len() <= 1) {
         let (parts, c) = assemble(cfg, clock)?;
         return Ok((parts, SequencerHandle::Local(c)));
@@ -207,6 +254,25 @@ pub async fn assemble_any(
     Ok((
         NodeParts { ledger: o.ledger, write, metrics: o.metrics, genesis: Arc::new(o.genesis), genesis_json: Arc::new(o.genesis_json) },
         SequencerHandle::Bft(handle),
+    ))
+}
+
+/// Assembles a read replica: the ledger is written only by the follower, which applies
+/// the validators' verified decided blocks; the write path refuses every submission.
+fn assemble_replica(
+    cfg: &NodeConfig,
+    r: &crate::config::ReplicaConfig,
+    clock: Arc<dyn Clock>,
+) -> Result<(NodeParts, SequencerHandle), NodeError> {
+    let o = open(cfg, &clock)?;
+    let settings =
+        crate::consensus::replica::ReplicaSettings { follow: r.follow.clone(), poll: std::time::Duration::from_millis(r.poll_ms) };
+    let handle = crate::consensus::replica::start(o.ledger.clone(), o.rules.clone(), o.metrics.clone(), settings)?;
+    let sequencer: Arc<dyn Sequencer> = Arc::new(ReplicaSequencer::new(r.follow.clone()));
+    let write = Arc::new(WritePath::new(o.rules, o.ledger.clone(), sequencer, clock, o.metrics.clone()));
+    Ok((
+        NodeParts { ledger: o.ledger, write, metrics: o.metrics, genesis: Arc::new(o.genesis), genesis_json: Arc::new(o.genesis_json) },
+        SequencerHandle::Replica(handle),
     ))
 }
 
@@ -292,4 +358,67 @@ pub async fn start(cfg: &NodeConfig, clock: Arc<dyn Clock>) -> Result<RunningNod
     };
     tracing::info!(%addr, https, size = parts.ledger.size(), "node serving");
     Ok(RunningNode { addr, parts, shutdown: Some(tx), server, committer: Some(committer), https, fatal })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+    use crate::clock::SystemClock;
+    use crate::config::ReplicaConfig;
+    use dojang_core::genesis::Validator;
+    use ed25519_dalek::SigningKey;
+
+    /// A genesis of `n` validators in `dir`, with validator 0's key file, and a replica
+    /// config (memory storage) whose name and key the caller picks.
+    fn replica_setup(dir: &std::path::Path, n: u8, id: &str, key: &SigningKey) -> NodeConfig {
+        let vs = (0..n)
+            .map(|i| {
+                let k = SigningKey::from_bytes(&[20 + i; 32]);
+                Validator::with_keys(&format!("v{i}"), &format!("Validator {i}"), &k.verifying_key(), &[], "")
+            })
+            .collect();
+        std::fs::write(dir.join("genesis.json"), Genesis::new("replicacfg", 0, vs).to_json_pretty()).unwrap();
+        let key_path = dir.join(format!("{id}-{}.key", hex::encode(&key.to_bytes()[..4])));
+        if !key_path.exists() {
+            KeyFile::from_signing_key(key).write_new(&key_path).unwrap();
+        }
+        NodeConfig {
+            data_dir: dir.join("data"),
+            genesis: dir.join("genesis.json"),
+            validator_key: key_path,
+            validator_id: id.into(),
+            storage: StorageKind::Memory,
+            // Nothing listens there: the follower retries in the background until stopped.
+            replica: Some(ReplicaConfig { follow: vec!["http://127.0.0.1:9".into()], poll_ms: 50 }),
+            ..NodeConfig::default()
+        }
+    }
+
+    async fn assemble(cfg: &NodeConfig) -> Result<(NodeParts, SequencerHandle), NodeError> {
+        assemble_any(cfg, Arc::new(SystemClock), Box::new(|_| {})).await
+    }
+
+    #[tokio::test]
+    async fn a_replica_needs_a_name_and_key_of_its_own_and_a_bft_chain() {
+        let dir = tempfile::tempdir().unwrap();
+        let own = SigningKey::from_bytes(&[77; 32]);
+        let cfg = replica_setup(dir.path(), 4, "v1", &own);
+        let e = assemble(&cfg).await.unwrap_err();
+        assert!(matches!(e, NodeError::ReplicaIdIsValidator { .. }), "{e}");
+        assert!(e.to_string().contains("\"v1\""), "{e}");
+        let cfg = replica_setup(dir.path(), 4, "r1", &SigningKey::from_bytes(&[22; 32]));
+        let e = assemble(&cfg).await.unwrap_err();
+        assert!(matches!(e, NodeError::ReplicaKeyIsValidator { ref id, .. } if id == "v2"), "{e}");
+        let cfg = replica_setup(dir.path(), 1, "r1", &own);
+        assert!(matches!(assemble(&cfg).await.unwrap_err(), NodeError::ReplicaNeedsBft { validators: 1, .. }));
+        // A proper replica starts, refuses writes, and stops although no source answers.
+        let cfg = replica_setup(dir.path(), 4, "r1", &own);
+        let (parts, handle) = assemble(&cfg).await.unwrap();
+        assert_eq!(parts.ledger.size(), 0);
+        let e = parts.write.submit(vec![b"anything".to_vec()]).await.unwrap_err();
+        assert!(matches!(e, crate::sequencer::SequencerError::ReadReplica { .. }), "{e}");
+        assert!(e.to_string().contains("http://127.0.0.1:9"), "{e}");
+        tokio::time::timeout(std::time::Duration::from_secs(10), handle.shutdown()).await.unwrap();
+    }
 }

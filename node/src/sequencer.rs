@@ -29,6 +29,9 @@ pub enum SequencerError {
     Stopped,
     #[error("the ledger failed to commit: {0}")]
     Commit(String),
+    /// This node is a read replica (`specs/consensus.md` §10): it orders nothing.
+    #[error("this node is a read replica and accepts no writes; submit to a validator: {validators}")]
+    ReadReplica { validators: String },
 }
 
 pub type SubmitFuture = Pin<Box<dyn Future<Output = Result<Vec<Outcome>, SequencerError>> + Send>>;
@@ -37,6 +40,42 @@ pub type SubmitFuture = Pin<Box<dyn Future<Output = Result<Vec<Outcome>, Sequenc
 /// either committed (durably, with a receipt) or refused.
 pub trait Sequencer: Send + Sync + std::fmt::Debug + 'static {
     fn submit(&self, candidates: Vec<Candidate>) -> SubmitFuture;
+
+    /// Some(error) when this sequencer refuses every submission whatever it holds, so the
+    /// write path can answer before spending time on decoding and signature checks.
+    fn refuses_writes(&self) -> Option<SequencerError> {
+        None
+    }
+}
+
+/// The sequencer of a read replica (`specs/consensus.md` §10): a replica follows the
+/// validators' decided blocks and never orders entries itself, so every submission is
+/// refused with the validators to send it to instead.
+#[derive(Debug, Clone)]
+pub struct ReplicaSequencer {
+    validators: Vec<String>,
+}
+
+impl ReplicaSequencer {
+    /// `validators`: the API base URLs this replica follows (named in every refusal).
+    pub fn new(validators: Vec<String>) -> Self {
+        ReplicaSequencer { validators }
+    }
+
+    fn error(&self) -> SequencerError {
+        SequencerError::ReadReplica { validators: self.validators.join(", ") }
+    }
+}
+
+impl Sequencer for ReplicaSequencer {
+    fn submit(&self, _candidates: Vec<Candidate>) -> SubmitFuture {
+        let e = self.error();
+        Box::pin(async move { Err(e) })
+    }
+
+    fn refuses_writes(&self) -> Option<SequencerError> {
+        Some(self.error())
+    }
 }
 
 enum Job {

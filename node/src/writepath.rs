@@ -77,6 +77,10 @@ impl WritePath {
     /// Submits encoded entries. The outer error means none was taken (queue full or
     /// stopped); otherwise each entry has its own outcome.
     pub async fn submit(self: &Arc<Self>, entries: Vec<Vec<u8>>) -> Result<Vec<Outcome>, SequencerError> {
+        // A read replica refuses before any work: nothing it could check would be sequenced.
+        if let Some(e) = self.sequencer.refuses_writes() {
+            return Err(e);
+        }
         let n = entries.len();
         let now = self.clock.now_ms();
         let mut results: Vec<Option<Outcome>> = vec![None; n];

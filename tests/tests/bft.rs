@@ -358,3 +358,77 @@ fn kill_9_all_under_load_loses_no_acknowledged_entry() {
     let more = submit(&c, &restarted[1], 1, 1_000_000, 5);
     assert_eq!(more.len(), 5);
 }
+
+/// A read replica (`specs/consensus.md` §10) follows the validators over HTTP, ends up with
+/// the same entries and a quorum checkpoint with the same body, refuses writes with
+/// `421 read-replica`, and catches up after being killed.
+#[test]
+fn read_replica_follows_and_refuses_writes() {
+    let _serial = serial();
+    let c = Cluster::new(4, &[]);
+    let nodes: Vec<Daemon> = (0..4).map(|i| c.start(i)).collect();
+    let urls: Vec<String> = nodes.iter().map(|d| d.url.clone()).collect();
+    let cfg = c.replica_config("r1", &urls);
+    let replica = Daemon::spawn(&cfg);
+    let mut acked = BTreeMap::new();
+    for w in 0..4 {
+        acked.extend(submit(&c, &nodes[w], w, 1, 20));
+    }
+    let total = acked.len() as u64;
+    let validators: Vec<&Daemon> = nodes.iter().collect();
+    all_reach(&validators, total, 120);
+    wait_until(120, &format!("the replica to reach size {total}"), || replica.size() >= total);
+    let mut all = validators.clone();
+    all.push(&replica);
+    assert!(all.iter().all(|d| d.size() == total), "a node holds an entry nobody acknowledged");
+    assert_same_ledger(&c, &all, &acked);
+    // The replica's checkpoint is the validators' body with validators' signatures only.
+    let cp = SignedCheckpoint::parse(&replica.get_text("/v1/checkpoint")).unwrap();
+    let at_v0 = SignedCheckpoint::parse(&nodes[0].checkpoint_at(total)).unwrap();
+    assert_eq!(cp.checkpoint.body(), at_v0.checkpoint.body());
+    assert!(cp.signatures.iter().all(|s| s.name != "r1"), "the replica signed a checkpoint");
+    // Each block it stores is one a validator stores, byte for byte.
+    let top: serde_json::Value = replica.get("/v1/blocks").unwrap().into_json().unwrap();
+    let top = top["height"].as_u64().unwrap();
+    assert!(top >= 1);
+    for h in 1..=top {
+        let mine = read_all(replica.get(&format!("/v1/blocks/{h}")).unwrap());
+        let theirs: Vec<Vec<u8>> = nodes.iter().filter_map(|d| d.get(&format!("/v1/blocks/{h}")).ok()).map(read_all).collect();
+        assert!(theirs.contains(&mine), "the replica's block {h} is not one a validator stores");
+    }
+    // Writes are refused with the documented problem, naming the validators.
+    let err = ureq::post(&format!("{}/v1/entries", replica.url))
+        .set("Content-Type", "application/octet-stream")
+        .timeout(Duration::from_secs(10))
+        .send_bytes(&c.entry(0, 1000, b"to a replica"))
+        .unwrap_err();
+    let ureq::Error::Status(status, resp) = err else { panic!("transport error: {err}") };
+    assert_eq!(status, 421);
+    assert_eq!(resp.header("content-type"), Some("application/problem+json"));
+    let problem: serde_json::Value = resp.into_json().unwrap();
+    assert_eq!(problem["type"], "urn:dojang:problem:read-replica");
+    assert!(problem["detail"].as_str().unwrap().contains(&urls[0]), "{problem}");
+    match replica.post_batch(&[c.entry(0, 1001, b"batch to a replica")]).unwrap_err().as_ref() {
+        ureq::Error::Status(421, _) => {}
+        e => panic!("a batch to the replica was not refused with 421: {e}"),
+    }
+    assert_eq!(replica.size(), total, "a write reached the replica's ledger");
+    // Killed, it misses blocks; restarted, it catches up from its own store.
+    replica.kill9();
+    for w in 0..2 {
+        acked.extend(submit(&c, &nodes[w], w, 100, 15));
+    }
+    let total = acked.len() as u64;
+    all_reach(&validators, total, 120);
+    let replica = Daemon::spawn(&cfg);
+    wait_until(120, &format!("the restarted replica to catch up to size {total}"), || replica.size() >= total);
+    let mut all = validators.clone();
+    all.push(&replica);
+    assert_same_ledger(&c, &all, &acked);
+}
+
+fn read_all(r: ureq::Response) -> Vec<u8> {
+    let mut got = Vec::new();
+    r.into_reader().read_to_end(&mut got).unwrap();
+    got
+}

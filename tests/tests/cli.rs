@@ -38,9 +38,14 @@ fn devnet_starts_with_demo_data_and_resumes() {
     assert_eq!(first["tree_size"], first["demo_entries_loaded"]);
     assert!(first["demo_entries_loaded"].as_u64().unwrap() >= 10);
     assert!(first["nodes"][0].as_str().unwrap().starts_with("http://127.0.0.1:"));
-    let again = ok_json(&["--json", "devnet", "--dir", ds, "--port", "0", "--exit-after-start"]);
+    assert!(first["replica"].is_null());
+    // The second run adds a read replica beside the validators (specs/consensus.md §10).
+    let again = ok_json(&["--json", "devnet", "--dir", ds, "--port", "0", "--exit-after-start", "--replica"]);
     assert_eq!(again["tree_size"], first["tree_size"], "a restarted devnet must resume, not reload");
     assert_eq!(again["demo_entries_loaded"], 0);
+    assert!(again["replica"].as_str().unwrap().starts_with("http://127.0.0.1:"), "{again}");
+    let replica = dojang_node::config::NodeConfig::from_toml_file(&d.join("replica.toml")).unwrap();
+    assert_eq!(replica.replica.unwrap().follow.len(), first["nodes"].as_array().unwrap().len());
     Genesis::from_json(&std::fs::read(d.join("genesis.json")).unwrap()).unwrap();
 }
 

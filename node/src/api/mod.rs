@@ -5,6 +5,7 @@
 //! input is always a 4xx, never a 5xx; bodies are size-limited before they are read.
 
 mod access;
+mod blocks;
 
 use std::sync::Arc;
 
@@ -112,6 +113,7 @@ pub fn router(state: ApiState, max_body: usize) -> Router {
         .route("/healthz", get(healthz))
         .route("/metrics", get(render_metrics))
         .merge(access::routes())
+        .merge(blocks::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body))
@@ -226,7 +228,15 @@ fn sequencer_problem(e: &SequencerError) -> Problem {
         },
         SequencerError::Stopped => Problem::new(StatusCode::SERVICE_UNAVAILABLE, "stopping", "node is stopping", e.to_string()),
         SequencerError::Commit(_) => Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "commit-failed", "commit failed", e.to_string()),
+        SequencerError::ReadReplica { .. } => read_replica_problem(e.to_string()),
     }
+}
+
+/// A write sent to a read replica (`specs/api.md` §1.2, §3): 421 Misdirected Request, because
+/// the request is fine but this server is the wrong one to take it; `detail` names the
+/// validators to send it to. Not 503: retrying here would never succeed.
+fn read_replica_problem(detail: String) -> Problem {
+    Problem::new(StatusCode::MISDIRECTED_REQUEST, "read-replica", "this node is a read replica", detail)
 }
 
 fn ledger_problem(e: &LedgerError) -> Problem {

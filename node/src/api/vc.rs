@@ -29,6 +29,7 @@ fn cred_problem(e: &CredentialError) -> Problem {
             return Problem::new(p.status, e.slug(), p.title, e.to_string());
         }
         CredentialError::Submit(_) => (StatusCode::SERVICE_UNAVAILABLE, "submission failed"),
+        CredentialError::ReadReplica(d) => return super::read_replica_problem(d.clone()),
         CredentialError::Ledger(l) => return ledger_problem(l),
         CredentialError::Config(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal error"),
     };

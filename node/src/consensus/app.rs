@@ -19,9 +19,8 @@ use arc_malachitebft_app_channel::app::types::{LocallyProposedValue, PeerId};
 use arc_malachitebft_app_channel::{AppMsg, Channels, NetworkMsg};
 use bytes::Bytes;
 use dojang_core::admission::{AdmissionError, Candidate, Rules};
-use dojang_core::checkpoint::{Checkpoint, NoteSignature, key_hash};
+use dojang_core::checkpoint::Checkpoint;
 use dojang_core::hash::Hash;
-use ed25519_dalek::VerifyingKey;
 
 use super::block::{Block, decode_record, encode_record};
 use super::codec::{decode_certificate, encode_certificate};
@@ -612,17 +611,8 @@ impl App {
         let Some(prepared) = self.prepared.remove(&id) else { return Err(AppError::MissingBlock(id, h)) };
         let mut sigs = Vec::new();
         if let Some(cp) = &prepared.checkpoint {
-            let body = cp.body();
-            for (addr, ext) in &extensions.extensions {
-                let Some(v) = self.vset.by_address(addr) else { continue };
-                let Ok(s) = <[u8; 64]>::try_from(ext.message.as_slice()) else { continue };
-                if !verify(&v.public_key, body.as_bytes(), &Signature(s)) {
-                    tracing::warn!(height = h, validator = %v.id, "vote extension does not sign this checkpoint; left out");
-                    continue;
-                }
-                let Ok(vk) = VerifyingKey::from_bytes(&v.public_key.0) else { continue };
-                sigs.push(NoteSignature { name: v.id.clone(), key_hash: key_hash(&v.id, &vk), signature: s });
-            }
+            let exts = extensions.extensions.iter().map(|(addr, ext)| (addr, ext.message.as_slice()));
+            sigs = super::certificate::checkpoint_signatures(&self.vset, &cp.body(), h, exts);
             let me = self.ledger.signer();
             sigs.push(cp.sign(&me.id, &me.key));
         }
@@ -666,7 +656,12 @@ fn pending_key(id: &ValueId) -> Vec<u8> {
 /// block. Any failure makes the whole block invalid. `known[i]`, when present, is entry
 /// `i` as this validator's pool already checked it (the same bytes: equal leaf hash), so
 /// only its time is checked against the block's.
-fn check_entries(rules: &Rules, entries: Vec<Vec<u8>>, ts: u64, known: Vec<Option<Candidate>>) -> Result<Vec<Candidate>, String> {
+pub(super) fn check_entries(
+    rules: &Rules,
+    entries: Vec<Vec<u8>>,
+    ts: u64,
+    known: Vec<Option<Candidate>>,
+) -> Result<Vec<Candidate>, String> {
     let skew = rules.genesis.params.max_clock_skew_ms;
     let mut slots: Vec<Option<Candidate>> = Vec::with_capacity(entries.len());
     let mut fresh = Vec::new();

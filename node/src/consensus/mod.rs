@@ -9,12 +9,17 @@
 //! - `mempool` — the bounded, deduplicated pool every validator proposes from.
 //! - `gossip` — entries from one validator's API reach the others' pools.
 //! - `app` — the loop over `AppMsg`: propose, validate, extend votes, commit, sync.
+//! - `certificate` — commit-certificate checks, checkpoint signatures from vote
+//!   extensions, and how a decided height is stored (shared by validators and replicas).
+//! - `replica` — non-voting read replicas that follow validators over HTTP (§10).
 
 pub mod app;
 pub mod block;
+pub mod certificate;
 pub mod codec;
 pub mod gossip;
 pub mod mempool;
+pub mod replica;
 pub mod signing;
 pub mod types;
 
@@ -64,6 +69,8 @@ pub enum ConsensusError {
     ValidatorSet,
     #[error("cannot start the consensus engine: {0}")]
     Engine(String),
+    #[error("cannot start the read replica: {0}")]
+    Replica(String),
 }
 
 /// Consensus settings of one node (from its config file; `specs/api.md` §1).
