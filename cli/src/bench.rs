@@ -825,6 +825,16 @@ pub struct ClusterBenchArgs {
     /// Most entries per block.
     #[arg(long, default_value_t = 16_384)]
     pub max_block: usize,
+    /// What the entries are: sealed access events (each also inserts into the access map)
+    /// or document issuances (an index row each).
+    #[arg(long, value_enum, default_value_t = ClusterEntryKind::Access)]
+    pub kind: ClusterEntryKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ClusterEntryKind {
+    Access,
+    Document,
 }
 
 /// `dojang bench cluster`: a loopback network of validators in this process, each fed
@@ -853,11 +863,27 @@ pub fn cluster(args: ClusterBenchArgs) -> anyhow::Result<()> {
         let (_, key) = KeyFile::load(&dir.join(format!("writer-{i}.key")))?;
         let author = DidKey::from_verifying_key(&key.verifying_key()).key_id();
         let mut entries = Vec::with_capacity(args.entries_per_node);
+        let doc_type =
+            genesis.validators.get(i).and_then(|v| crate::devnet::issuer_types(&v.id).0.first()).copied().unwrap_or("certificate");
         for k in 0..args.entries_per_node {
-            let payload =
-                dojang_core::access::AccessEvent::cover(format!("bench {i} {k} padded to a typical event size").as_bytes()).encode();
-            let e = UnsignedEntry { kind: Kind::AccessEvent, author: author.clone(), nonce: k as u64 + 1, timestamp_ms: now, payload }
-                .sign(&key, &gh)?;
+            let (kind, payload) = match args.kind {
+                ClusterEntryKind::Access => (
+                    Kind::AccessEvent,
+                    dojang_core::access::AccessEvent::cover(format!("bench {i} {k} padded to a typical event size").as_bytes()).encode(),
+                ),
+                ClusterEntryKind::Document => (
+                    Kind::DocumentIssuance,
+                    dojang_core::documents::Issuance {
+                        document_type: doc_type.into(),
+                        commitment: dojang_core::documents::commitment(&[i as u8; 32], format!("document {i} {k}").as_bytes()),
+                        valid_from: now,
+                        valid_until: Some(now + 365 * 86_400_000),
+                        holder: None,
+                    }
+                    .encode(),
+                ),
+            };
+            let e = UnsignedEntry { kind, author: author.clone(), nonce: k as u64 + 1, timestamp_ms: now, payload }.sign(&key, &gh)?;
             entries.push(e.encode()?);
         }
         work.push(entries.chunks(args.batch.max(1)).map(<[Vec<u8>]>::to_vec).collect());
@@ -946,6 +972,7 @@ pub fn cluster(args: ClusterBenchArgs) -> anyhow::Result<()> {
             "commit_latency_ms": { "unit": "one submission of `batch` entries, submit to durable commit", "p50": pct(0.5).round(), "p99": pct(0.99).round() },
             "batch": args.batch,
             "max_block": args.max_block,
+            "entry_kind": format!("{:?}", args.kind).to_lowercase(),
             "tree_sizes": sizes,
             "raw_ed25519": raw,
         }))

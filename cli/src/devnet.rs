@@ -51,7 +51,7 @@ const AGENCIES: [(&str, &str); 4] = [
 ];
 
 /// The document and credential types each devnet agency issues.
-fn issuer_types(agency: &str) -> (&'static [&'static str], &'static [&'static str]) {
+pub(crate) fn issuer_types(agency: &str) -> (&'static [&'static str], &'static [&'static str]) {
     match agency {
         "mois" => (&["resident-registration-extract", "family-relation-certificate"], &["MobileIdCredential", "ResidentCredential"]),
         "nts" => (&["tax-payment-certificate", "income-certificate"], &["TaxpayerCredential"]),

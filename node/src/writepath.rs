@@ -15,8 +15,6 @@ use crate::ledger::Ledger;
 use crate::metrics::Metrics;
 use crate::sequencer::{Outcome, Sequencer, SequencerError};
 
-/// Bound on memoised author keys; the cache is simply cleared when full.
-const KEY_CACHE_MAX: usize = 100_000;
 /// Batches at least this large are verified on two threads (one per core here).
 const PARALLEL_VERIFY_MIN: usize = 64;
 
@@ -27,7 +25,6 @@ pub struct WritePath {
     sequencer: Arc<dyn Sequencer>,
     clock: Arc<dyn Clock>,
     metrics: Arc<Metrics>,
-    keys: RwLock<HashMap<String, VerifyingKey>>,
 }
 
 impl WritePath {
@@ -38,7 +35,7 @@ impl WritePath {
         clock: Arc<dyn Clock>,
         metrics: Arc<Metrics>,
     ) -> Self {
-        WritePath { rules, ledger, sequencer, clock, metrics, keys: RwLock::new(HashMap::new()) }
+        WritePath { rules, ledger, sequencer, clock, metrics }
     }
 
     /// Refuses at the door an entry whose nonce the ledger has already passed (§6.3): it
@@ -61,19 +58,6 @@ impl WritePath {
         }
     }
 
-    fn resolve(&self, author: &str) -> Result<VerifyingKey, EntryError> {
-        if let Some(k) = self.keys.read().unwrap_or_else(|p| p.into_inner()).get(author) {
-            return Ok(*k);
-        }
-        let k = entry::author_key(author)?;
-        let mut cache = self.keys.write().unwrap_or_else(|p| p.into_inner());
-        if cache.len() >= KEY_CACHE_MAX {
-            cache.clear();
-        }
-        cache.insert(author.to_owned(), k);
-        Ok(k)
-    }
-
     /// Submits encoded entries. The outer error means none was taken (queue full or
     /// stopped); otherwise each entry has its own outcome.
     pub async fn submit(self: &Arc<Self>, entries: Vec<Vec<u8>>) -> Result<Vec<Outcome>, SequencerError> {
@@ -87,7 +71,7 @@ impl WritePath {
         let mut cands = Vec::with_capacity(n);
         let mut positions = Vec::with_capacity(n);
         for (i, bytes) in entries.into_iter().enumerate() {
-            match self.rules.decode(bytes, now, |a| self.resolve(a)) {
+            match self.rules.decode(bytes, now, author_key) {
                 Ok(c) => {
                     cands.push(c);
                     positions.push(i);
@@ -153,6 +137,28 @@ pub fn verify_parallel(rules: &Rules, cands: &[Candidate]) -> Vec<Result<(), Adm
         );
         a
     })
+}
+
+/// Bound on memoised author keys; the cache is simply cleared when full.
+const KEY_CACHE_MAX: usize = 100_000;
+
+static AUTHOR_KEYS: std::sync::LazyLock<RwLock<HashMap<String, VerifyingKey>>> = std::sync::LazyLock::new(Default::default);
+
+/// An entry author's key ([`entry::author_key`]), memoised: parsing the did:key and
+/// decompressing its point costs about as much as a batched signature check, and the same
+/// few writer keys sign almost every entry. The mapping is a pure function of the string,
+/// so one cache serves every node in the process.
+pub fn author_key(author: &str) -> Result<VerifyingKey, EntryError> {
+    if let Some(k) = AUTHOR_KEYS.read().unwrap_or_else(|p| p.into_inner()).get(author) {
+        return Ok(*k);
+    }
+    let k = entry::author_key(author)?;
+    let mut cache = AUTHOR_KEYS.write().unwrap_or_else(|p| p.into_inner());
+    if cache.len() >= KEY_CACHE_MAX {
+        cache.clear();
+    }
+    cache.insert(author.to_owned(), k);
+    Ok(k)
 }
 
 /// Fills result slot `i`; every index comes from enumerating the same input.

@@ -679,7 +679,7 @@ pub(super) fn check_entries(
                 slots.push(Some(c));
             }
             _ => {
-                let c = rules.decode(e, ts, dojang_core::entry::author_key).map_err(|e| format!("entry {i}: {e}"))?;
+                let c = rules.decode(e, ts, crate::writepath::author_key).map_err(|e| format!("entry {i}: {e}"))?;
                 fresh.push(c);
                 fresh_at.push(i);
                 slots.push(None);

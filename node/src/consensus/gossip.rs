@@ -129,7 +129,7 @@ fn check_gossip(rules: &Rules, ledger: &Ledger, entries: Vec<Vec<u8>>, now: u64)
     };
     let mut cands = Vec::with_capacity(entries.len());
     for e in entries {
-        match rules.decode(e, now, dojang_core::entry::author_key) {
+        match rules.decode(e, now, crate::writepath::author_key) {
             Ok(c) => cands.push(c),
             Err(e) => note(&e),
         }

@@ -203,9 +203,7 @@ fn engine_config(genesis: &Genesis, my_id: &str, s: &ConsensusSettings) -> Resul
     let consensus = ConsensusConfig { enabled: true, p2p, value_payload: ValuePayload::ProposalAndParts, ..ConsensusConfig::default() };
     let value_sync = ValueSyncConfig {
         enabled: true,
-        status_update_interval: Duration::from_millis(
-            std::env::var("DOJANG_SYNC_STATUS_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(500),
-        ),
+        status_update_interval: Duration::from_millis(500),
         request_timeout: Duration::from_secs(20),
         max_response_size: bytesize(256 << 20),
         batch_size: 4,
