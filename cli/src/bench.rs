@@ -907,7 +907,8 @@ pub fn cluster(args: ClusterBenchArgs) -> anyhow::Result<()> {
             anyhow::ensure!(t0.elapsed() < std::time::Duration::from_secs(120), "the validators did not decide a first block within 120 s");
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
-        let blocks_before = nodes[0].parts.metrics.batches_committed.load(std::sync::atomic::Ordering::Relaxed);
+        let blocks_of = |nodes: &[dojang_node::node::RunningNode]| nodes.first().map_or(0, |x| x.parts.metrics.batches_committed.load(std::sync::atomic::Ordering::Relaxed));
+        let blocks_before = blocks_of(&nodes);
         let refusals = Arc::new(std::sync::Mutex::new(std::collections::BTreeMap::<String, usize>::new()));
         let latencies = Arc::new(std::sync::Mutex::new(Vec::new()));
         let start = Instant::now();
@@ -953,7 +954,7 @@ pub fn cluster(args: ClusterBenchArgs) -> anyhow::Result<()> {
         lat.sort_by(f64::total_cmp);
         let pct = |p: f64| lat.get(((lat.len() as f64 - 1.0) * p).round() as usize).copied().unwrap_or(0.0);
         let sizes: Vec<u64> = nodes.iter().map(|x| x.parts.ledger.size()).collect();
-        let blocks = nodes[0].parts.metrics.batches_committed.load(std::sync::atomic::Ordering::Relaxed) - blocks_before;
+        let blocks = blocks_of(&nodes) - blocks_before;
         let refusals = refusals.lock().unwrap_or_else(|p| p.into_inner()).clone();
         for x in nodes {
             x.stop().await;
