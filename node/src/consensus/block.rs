@@ -14,10 +14,7 @@ pub struct Block {
 impl Block {
     pub fn encode(&self) -> Vec<u8> {
         let mut w = W::default();
-        w.raw(&self.header.encode()).len(self.entries.len());
-        for e in &self.entries {
-            w.bytes(e);
-        }
+        w.raw(&self.header.encode()).entries(&self.entries);
         w.0
     }
 
@@ -25,11 +22,7 @@ impl Block {
     pub fn decode(b: &[u8]) -> Result<Block, CodecError> {
         let mut r = R::new(b);
         let header = BlockHeader::decode(r.take(BlockHeader::ENCODED_LEN)?).ok_or_else(|| CodecError("block header".into()))?;
-        let n = r.len(4)?;
-        let mut entries = Vec::with_capacity(n);
-        for _ in 0..n {
-            entries.push(r.bytes()?.to_vec());
-        }
+        let entries = r.entries()?;
         r.done()?;
         let block = Block { header, entries };
         block.check()?;

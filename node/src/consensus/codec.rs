@@ -55,6 +55,14 @@ impl W {
         self.u32(u32::try_from(b.len()).unwrap_or(u32::MAX));
         self.raw(b)
     }
+    /// A counted list of length-prefixed entries (proposal data, gossip, blocks).
+    pub fn entries(&mut self, entries: &[Vec<u8>]) -> &mut Self {
+        self.len(entries.len());
+        for e in entries {
+            self.bytes(e);
+        }
+        self
+    }
     pub fn len(&mut self, n: usize) -> &mut Self {
         self.u32(u32::try_from(n).unwrap_or(u32::MAX))
     }
@@ -96,6 +104,15 @@ impl<'a> R<'a> {
     pub fn bytes(&mut self) -> Result<&'a [u8], CodecError> {
         let n = self.u32()? as usize;
         self.take(n)
+    }
+    /// The inverse of [`W::entries`]; the count is bounded by the bytes left.
+    pub fn entries(&mut self) -> Result<Vec<Vec<u8>>, CodecError> {
+        let n = self.len(4)?;
+        let mut entries = Vec::with_capacity(n);
+        for _ in 0..n {
+            entries.push(self.bytes()?.to_vec());
+        }
+        Ok(entries)
     }
     /// A list length, bounded by the bytes left (each item takes at least `min_item`).
     pub fn len(&mut self, min_item: usize) -> Result<usize, CodecError> {
@@ -228,19 +245,13 @@ fn part_w(w: &mut W, p: &ProposalPart) {
             w.u8(1).u64(height.0).round(*round).round(*valid_round).raw(&proposer.0).raw(&header.encode());
         }
         ProposalPart::Data(entries) => {
-            w.u8(2).len(entries.len());
-            for e in entries {
-                w.bytes(e);
-            }
+            w.u8(2).entries(entries);
         }
         ProposalPart::Fin(sig) => {
             w.u8(3).raw(&sig.0);
         }
         ProposalPart::Mempool(entries) => {
-            w.u8(4).len(entries.len());
-            for e in entries {
-                w.bytes(e);
-            }
+            w.u8(4).entries(entries);
         }
     }
 }
@@ -254,23 +265,9 @@ fn part_r(r: &mut R<'_>) -> Result<ProposalPart, CodecError> {
             proposer: r.address()?,
             header: r.header()?,
         }),
-        2 => {
-            let n = r.len(4)?;
-            let mut entries = Vec::with_capacity(n);
-            for _ in 0..n {
-                entries.push(r.bytes()?.to_vec());
-            }
-            Ok(ProposalPart::Data(entries))
-        }
+        2 => Ok(ProposalPart::Data(r.entries()?)),
         3 => Ok(ProposalPart::Fin(r.sig()?)),
-        4 => {
-            let n = r.len(4)?;
-            let mut entries = Vec::with_capacity(n);
-            for _ in 0..n {
-                entries.push(r.bytes()?.to_vec());
-            }
-            Ok(ProposalPart::Mempool(entries))
-        }
+        4 => Ok(ProposalPart::Mempool(r.entries()?)),
         t => Err(err(format!("bad proposal part tag {t}"))),
     }
 }
