@@ -25,9 +25,11 @@ use crate::clock::Clock;
 use crate::ledger::Ledger;
 use crate::writepath::verify_parallel;
 
-/// Most entry bytes in one gossip message (under the 8 MiB pub-sub message limit set in
-/// `engine_config`, and above the default largest HTTP request).
-pub const GOSSIP_BYTES: usize = 6 << 20;
+/// Most entry bytes in one gossip message: under the 16 MiB pub-sub message limit set in
+/// `engine_config`, and above the entry bytes of the largest default HTTP request (16 MiB
+/// of JSON with base64 entries is at most 12 MiB of entries), so a submission through the
+/// API always travels whole.
+pub const GOSSIP_BYTES: usize = 14 << 20;
 /// Batches waiting to be published or checked; beyond this gossip is dropped (the origin
 /// still proposes its own entries, so a dropped batch costs latency, never an entry).
 pub const GOSSIP_QUEUE: usize = 256;

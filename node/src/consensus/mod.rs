@@ -194,7 +194,8 @@ fn engine_config(genesis: &Genesis, my_id: &str, s: &ConsensusSettings) -> Resul
         protocol_names,
         ..P2pConfig::default()
     };
-    p2p.pubsub_max_size = bytesize(8 << 20);
+    // Room for a whole gossiped submission in one message (gossip::GOSSIP_BYTES).
+    p2p.pubsub_max_size = bytesize(16 << 20);
     p2p.rpc_max_size = bytesize(512 << 20);
     p2p.channel_names.consensus = format!("/dojang/{salt}/consensus");
     p2p.channel_names.proposal_parts = format!("/dojang/{salt}/proposal-parts");
