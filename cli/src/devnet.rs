@@ -390,9 +390,10 @@ pub fn run(args: DevnetArgs, json: bool) -> anyhow::Result<()> {
             validators: args.validators,
             out: dir.clone(),
             base_port: args.port,
-            // `--port 0` (tests): every port is picked by the OS, p2p ports included.
-            p2p_port: (args.port == 0)
-                .then(|| std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).unwrap_or(0)),
+            // `--port 0` (tests): API ports are picked by the OS; the p2p ports, which must
+            // be known before the nodes start, are a free run below the ephemeral range, so
+            // no outgoing connection of a concurrent process takes one meanwhile.
+            p2p_port: (args.port == 0).then(|| free_port_run(args.validators)),
         })?;
     }
     let citizen_path = dir.join("citizen.key");

@@ -32,6 +32,13 @@ pub struct NodeConfig {
     /// Largest HTTP request body, in bytes.
     #[serde(default = "default_max_request")]
     pub max_request_bytes: usize,
+    /// Most open HTTP connections; more are closed as they arrive (`specs/api.md` §1.3).
+    #[serde(default = "default_http_max_connections")]
+    pub http_max_connections: usize,
+    /// How long a client may take to send its request headers (and a TLS handshake),
+    /// milliseconds; slower connections are closed.
+    #[serde(default = "default_http_header_timeout_ms")]
+    pub http_header_timeout_ms: u64,
     /// `rocksdb` (default) or `memory` (tests only: nothing survives a restart).
     #[serde(default)]
     pub storage: StorageKind,
@@ -92,6 +99,12 @@ fn default_poll_ms() -> u64 {
     200
 }
 
+fn default_http_max_connections() -> usize {
+    1024
+}
+fn default_http_header_timeout_ms() -> u64 {
+    10_000
+}
 fn default_propose_ms() -> u64 {
     3000
 }
@@ -114,6 +127,8 @@ impl Default for NodeConfig {
             max_batch: default_max_batch(),
             queue_bytes: default_queue(),
             max_request_bytes: default_max_request(),
+            http_max_connections: default_http_max_connections(),
+            http_header_timeout_ms: default_http_header_timeout_ms(),
             storage: StorageKind::default(),
             p2p_key: None,
             p2p_listen: None,
@@ -209,6 +224,20 @@ impl NodeConfig {
                 key: "max_request_bytes",
                 value: self.max_request_bytes.to_string(),
                 reason: "must be 1 KiB..=256 MiB",
+            });
+        }
+        if !(1..=65_536).contains(&self.http_max_connections) {
+            return Err(ConfigError::Value {
+                key: "http_max_connections",
+                value: self.http_max_connections.to_string(),
+                reason: "must be 1..=65536",
+            });
+        }
+        if !(100..=600_000).contains(&self.http_header_timeout_ms) {
+            return Err(ConfigError::Value {
+                key: "http_header_timeout_ms",
+                value: self.http_header_timeout_ms.to_string(),
+                reason: "must be 100..=600000",
             });
         }
         if !(50..=600_000).contains(&self.timeout_propose_ms) || !(20..=600_000).contains(&self.timeout_vote_ms) {

@@ -352,9 +352,13 @@ pub async fn start(cfg: &NodeConfig, clock: Arc<dyn Clock>) -> Result<RunningNod
         None => None,
     };
     let https = tls.is_some();
+    let limits = api::conn::ConnLimits {
+        max_connections: cfg.http_max_connections,
+        header_timeout: std::time::Duration::from_millis(cfg.http_header_timeout_ms),
+    };
     let server = match tls {
-        Some(t) => tokio::spawn(api::tls::serve_tls(listener, state, cfg.max_request_bytes, t, stop)),
-        None => tokio::spawn(api::serve(listener, state, cfg.max_request_bytes, stop)),
+        Some(t) => tokio::spawn(api::tls::serve_tls(listener, state, cfg.max_request_bytes, t, limits, stop)),
+        None => tokio::spawn(api::serve(listener, state, cfg.max_request_bytes, limits, stop)),
     };
     tracing::info!(%addr, https, size = parts.ledger.size(), "node serving");
     Ok(RunningNode { addr, parts, shutdown: Some(tx), server, committer: Some(committer), https, fatal })

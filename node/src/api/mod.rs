@@ -6,6 +6,7 @@
 
 mod access;
 mod blocks;
+pub mod conn;
 
 use std::sync::Arc;
 
@@ -128,15 +129,11 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     state: ApiState,
     max_body: usize,
+    limits: conn::ConnLimits,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let closing = state.auth.closing.clone();
-    let shutdown = async move {
-        shutdown.await;
-        // Long-lived responses (the audit feed) end now, so draining does not wait on them.
-        closing.send_replace(true);
-    };
-    axum::serve(listener, router(state, max_body)).with_graceful_shutdown(shutdown).await
+    conn::serve_connections(listener, router(state, max_body), None, limits, closing, shutdown).await
 }
 
 async fn count_status(State(metrics): State<Arc<Metrics>>, req: Request, next: Next) -> Response {

@@ -1,14 +1,9 @@
-//! HTTPS for the API (`specs/api.md` §1): rustls with the ring provider over tokio, one
-//! hyper HTTP/1.1 connection per accepted TLS stream, graceful shutdown like the plain
-//! server (stop accepting, let in-flight requests finish, at most 10 s).
+//! HTTPS for the API (`specs/api.md` §1): rustls with the ring provider over tokio; the
+//! accept loop, its limits and graceful shutdown are the plain server's (`conn.rs`).
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
 use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
@@ -46,30 +41,10 @@ pub async fn serve_tls(
     state: ApiState,
     max_body: usize,
     config: rustls::ServerConfig,
+    limits: super::conn::ConnLimits,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-    let app = router(state, max_body);
-    let graceful = GracefulShutdown::new();
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let Ok((stream, _)) = accepted else { continue };
-                let acceptor = acceptor.clone();
-                let service = TowerToHyperService::new(app.clone());
-                let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-                let watcher = graceful.watcher();
-                tokio::spawn(async move {
-                    // A client that never finishes its handshake does not hold a task forever.
-                    let Ok(Ok(tls)) = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await else { return };
-                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls), service).into_owned();
-                    let _ = watcher.watch(conn).await;
-                });
-            }
-            () = &mut shutdown => break,
-        }
-    }
-    let _ = tokio::time::timeout(Duration::from_secs(10), graceful.shutdown()).await;
-    Ok(())
+    let closing = state.auth.closing.clone();
+    super::conn::serve_connections(listener, router(state, max_body), Some(acceptor), limits, closing, shutdown).await
 }
