@@ -35,10 +35,10 @@ pub const GOSSIP_BYTES: usize = 14 << 20;
 pub const GOSSIP_QUEUE: usize = 256;
 
 /// Publishes this validator's new entries to the other validators. Each submission goes
-/// out whole in one message (several queued submissions may share one): separate messages
-/// can overtake each other on the way, and an author's later nonce committed before an
-/// earlier one would get the earlier one refused as a replay. Only a submission larger
-/// than [`GOSSIP_BYTES`] is split.
+/// out whole in one message (several queued submissions may share one): an author's later
+/// nonce committed before an earlier one would get the earlier one refused as a replay, so
+/// a submission's order must not depend on how the transport orders separate messages.
+/// Only a submission larger than [`GOSSIP_BYTES`] is split.
 pub async fn publish(network: mpsc::Sender<NetworkMsg<DojangContext>>, mut rx: mpsc::Receiver<Vec<Vec<u8>>>, me: Address) {
     let mut counter = 0u64;
     let size = |b: &[Vec<u8>]| b.iter().map(|e| e.len() + 4).sum::<usize>();

@@ -29,8 +29,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arc_malachitebft_app_channel::app::config::{
-    ConsensusConfig, DiscoveryConfig, NodeConfig as MalachiteNodeConfig, P2pConfig, ProtocolNames, PubSubProtocol, ValuePayload,
-    ValueSyncConfig,
+    ConsensusConfig, DiscoveryConfig, GossipSubConfig, NodeConfig as MalachiteNodeConfig, P2pConfig, ProtocolNames, PubSubProtocol,
+    ValuePayload, ValueSyncConfig,
 };
 use arc_malachitebft_app_channel::app::net::Multiaddr;
 use arc_malachitebft_app_channel::app::types::Keypair;
@@ -190,7 +190,13 @@ fn engine_config(genesis: &Genesis, my_id: &str, s: &ConsensusSettings) -> Resul
             ip_throttle_duration: Duration::from_millis(100),
             ..DiscoveryConfig::default()
         },
-        protocol: PubSubProtocol::Broadcast,
+        // GossipSub, not the direct Broadcast protocol: Broadcast (libp2p-scatter) opens a
+        // substream per message and, under load, its connections were closed and re-dialled
+        // about once a second, losing proposals and votes in flight (rounds timed out; p99
+        // commit latency 10-18 s). GossipSub keeps one stream per peer, in order; every
+        // validator is an explicit peer (always sent to) and publishing floods to all
+        // (`specs/consensus.md` §3.1, §11).
+        protocol: PubSubProtocol::GossipSub(GossipSubConfig::new(3, 6, 2, 1, false, true, true)),
         protocol_names,
         ..P2pConfig::default()
     };
