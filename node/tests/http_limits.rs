@@ -4,13 +4,14 @@
 //! everyone else throughout.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
+mod support;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use dojang_core::genesis::{Genesis, Validator};
 use dojang_node::clock::ManualClock;
-use dojang_node::config::{NodeConfig, StorageKind};
-use dojang_node::keyfile::KeyFile;
+use dojang_node::config::NodeConfig;
 use ed25519_dalek::SigningKey;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -18,18 +19,10 @@ use tokio::net::TcpStream;
 async fn start(dir: &std::path::Path, max_connections: usize) -> dojang_node::node::RunningNode {
     let vkey = SigningKey::from_bytes(&[1; 32]);
     let genesis = Genesis::new("limits", 0, vec![Validator::with_keys("v0", "Validator 0", &vkey.verifying_key(), &[], "")]);
-    std::fs::write(dir.join("genesis.json"), genesis.to_json_pretty()).unwrap();
-    KeyFile::from_signing_key(&vkey).write_new(&dir.join("v.key")).unwrap();
     let cfg = NodeConfig {
-        data_dir: dir.join("data"),
-        genesis: dir.join("genesis.json"),
-        validator_key: dir.join("v.key"),
-        validator_id: "v0".into(),
-        listen: "127.0.0.1:0".parse().unwrap(),
-        storage: StorageKind::Memory,
         http_max_connections: max_connections,
         http_header_timeout_ms: 300,
-        ..NodeConfig::default()
+        ..support::node_config(dir, &genesis, &vkey, 1 << 20)
     };
     dojang_node::node::start(&cfg, Arc::new(ManualClock::new(1_780_000_000_000))).await.unwrap()
 }

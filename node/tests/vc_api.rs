@@ -16,7 +16,7 @@ use dojang_core::vc::presentation::present;
 use dojang_core::vc::status_list::{self, ListCreation, StatusListUpdate, StatusProof, StatusPurpose, verify_status};
 use dojang_core::vc::suite::Cryptosuite;
 use dojang_node::clock::ManualClock;
-use dojang_node::config::{NodeConfig, StorageKind, TlsConfig};
+use dojang_node::config::{NodeConfig, TlsConfig};
 use dojang_node::credentials::CredentialsConfig;
 use dojang_node::keyfile::KeyFile;
 use dojang_node::node::RunningNode;
@@ -48,22 +48,10 @@ fn genesis() -> Genesis {
 }
 
 async fn start(dir: &std::path::Path, tls: Option<TlsConfig>) -> (RunningNode, Arc<ManualClock>) {
-    let g = genesis();
-    std::fs::write(dir.join("genesis.json"), g.to_json_pretty()).unwrap();
-    KeyFile::from_signing_key(&key(1)).write_new(&dir.join("v.key")).unwrap();
     KeyFile::from_signing_key(&key(2)).write_new(&dir.join("issuer.key")).unwrap();
     std::fs::write(dir.join("token"), format!("{TOKEN}\n")).unwrap();
     let clock = Arc::new(ManualClock::new(T0));
     let cfg = NodeConfig {
-        data_dir: dir.join("data"),
-        genesis: dir.join("genesis.json"),
-        validator_key: dir.join("v.key"),
-        validator_id: "v0".into(),
-        listen: "127.0.0.1:0".parse().unwrap(),
-        max_batch: 1000,
-        queue_bytes: 1 << 20,
-        max_request_bytes: 1 << 20,
-        storage: StorageKind::Memory,
         tls,
         credentials: Some(CredentialsConfig {
             issuer_key: dir.join("issuer.key"),
@@ -71,7 +59,7 @@ async fn start(dir: &std::path::Path, tls: Option<TlsConfig>) -> (RunningNode, A
             verification_method: None,
             api_token_file: dir.join("token"),
         }),
-        ..NodeConfig::default()
+        ..support::node_config(dir, &genesis(), &key(1), 1 << 20)
     };
     (dojang_node::node::start(&cfg, clock.clone()).await.unwrap(), clock)
 }

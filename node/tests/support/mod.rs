@@ -14,18 +14,12 @@ use dojang_node::node::RunningNode;
 use ed25519_dalek::SigningKey;
 use serde_json::{Value, json};
 
-/// Starts an in-process node on memory storage in `dir`: writes `genesis` and the key of
-/// its validator "v0", listens on a free loopback port, reads time from `clock`.
-pub async fn start_node(
-    dir: &Path,
-    genesis: &Genesis,
-    validator: &SigningKey,
-    max_request_bytes: usize,
-    clock: Arc<ManualClock>,
-) -> RunningNode {
+/// The config of an in-process node on memory storage in `dir`: writes `genesis` and the
+/// key of its validator "v0", listens on a free loopback port.
+pub fn node_config(dir: &Path, genesis: &Genesis, validator: &SigningKey, max_request_bytes: usize) -> NodeConfig {
     std::fs::write(dir.join("genesis.json"), genesis.to_json_pretty()).unwrap();
     KeyFile::from_signing_key(validator).write_new(&dir.join("v.key")).unwrap();
-    let cfg = NodeConfig {
+    NodeConfig {
         data_dir: dir.join("data"),
         genesis: dir.join("genesis.json"),
         validator_key: dir.join("v.key"),
@@ -36,8 +30,18 @@ pub async fn start_node(
         max_request_bytes,
         storage: StorageKind::Memory,
         ..NodeConfig::default()
-    };
-    dojang_node::node::start(&cfg, clock).await.unwrap()
+    }
+}
+
+/// Starts the node of [`node_config`], reading time from `clock`.
+pub async fn start_node(
+    dir: &Path,
+    genesis: &Genesis,
+    validator: &SigningKey,
+    max_request_bytes: usize,
+    clock: Arc<ManualClock>,
+) -> RunningNode {
+    dojang_node::node::start(&node_config(dir, genesis, validator, max_request_bytes), clock).await.unwrap()
 }
 
 /// The resolution-result media type of the W3C DID Resolution HTTP binding.
