@@ -395,25 +395,11 @@ pub fn apply_update(
     match (current, &update.create) {
         (Some(_), Some(_)) => Err(StatusListError::Exists(shown(&update.list))),
         (None, None) => Err(StatusListError::NotFound(shown(&update.list))),
-        (None, Some(c)) => {
-            if !update.clear.is_empty() {
-                return Err(StatusListError::BadIndices);
-            }
-            let issuer = authorize(registry, author, None, update, c.purpose)?;
-            let len = usize::try_from(c.size / 8).map_err(|_| StatusListError::InvalidSize(c.size))?;
+        (None, Some(_)) => {
+            let mut state = created(registry, author, update, index)?;
+            let len = usize::try_from(state.size / 8).map_err(|_| StatusListError::InvalidSize(state.size))?;
             let mut bits = vec![0u8; len];
-            let root = apply_bits(&mut bits, c.size, update)?;
-            let state = StatusListState {
-                id: update.list.clone(),
-                issuer,
-                purpose: c.purpose,
-                size: c.size,
-                credential_type: c.credential_type.clone(),
-                sequence: 0,
-                created_index: index,
-                latest_index: index,
-                root,
-            };
+            state.root = apply_bits(&mut bits, state.size, update)?;
             Ok((state, bits))
         }
         (Some((state, bits)), None) => {
@@ -520,7 +506,9 @@ pub fn verify_status(genesis: &Genesis, proof: &StatusProof) -> Result<VerifiedS
     if creation.list != proof.list {
         return Err(perr(format!("creation entry is about {}, not {}", shown(&creation.list), shown(&proof.list))));
     }
-    let (mut state, _) = apply_creation_for_proof(&registry_before(proof.creation.index)?, &ce.author, &creation, proof.creation.index)?;
+    // The bits are not in the proof: the creation's stated root stands for them (the ledger
+    // applied it only if the bits it sets hash to that root).
+    let mut state = created(&registry_before(proof.creation.index)?, &ce.author, &creation, proof.creation.index)?;
     if let Some(lp) = &proof.latest {
         let le = open(lp, &cp, Kind::StatusListUpdate)?;
         let latest = StatusListUpdate::decode(&le.payload)?;
@@ -556,29 +544,26 @@ pub fn verify_status(genesis: &Genesis, proof: &StatusProof) -> Result<VerifiedS
     })
 }
 
-/// The creation rules without materialising the bits (the proof does not carry them).
-fn apply_creation_for_proof(
-    registry: &Registry,
-    author: &str,
-    update: &StatusListUpdate,
-    index: u64,
-) -> Result<(StatusListState, ()), StatusListError> {
+/// A new list's state from its creation entry at `index` (§6.4): every creation rule that
+/// does not need the bits. `root` is the one the creation states; applying the bits checks
+/// it (ledger) or the proof stands on it (verifier).
+fn created(registry: &Registry, author: &str, update: &StatusListUpdate, index: u64) -> Result<StatusListState, StatusListError> {
     let Some(c) = &update.create else { return Err(StatusListError::CreationMismatch) };
+    if !update.clear.is_empty() {
+        return Err(StatusListError::BadIndices);
+    }
     let issuer = authorize(registry, author, None, update, c.purpose)?;
-    Ok((
-        StatusListState {
-            id: update.list.clone(),
-            issuer,
-            purpose: c.purpose,
-            size: c.size,
-            credential_type: c.credential_type.clone(),
-            sequence: 0,
-            created_index: index,
-            latest_index: index,
-            root: update.root,
-        },
-        (),
-    ))
+    Ok(StatusListState {
+        id: update.list.clone(),
+        issuer,
+        purpose: c.purpose,
+        size: c.size,
+        credential_type: c.credential_type.clone(),
+        sequence: 0,
+        created_index: index,
+        latest_index: index,
+        root: update.root,
+    })
 }
 
 // ---------------------------------------------------------------------------------------
