@@ -38,26 +38,6 @@ impl WritePath {
         WritePath { rules, ledger, sequencer, clock, metrics }
     }
 
-    /// Refuses at the door an entry whose nonce the ledger has already passed (§6.3): it
-    /// could only be refused at commit, after waiting for a block. The ledger re-checks at
-    /// commit, against entries ordered before it.
-    fn not_replayed(&self, c: &Candidate, cache: &mut HashMap<String, Option<u64>>) -> Result<(), AdmissionError> {
-        let last = match cache.get(&c.entry.author) {
-            Some(l) => *l,
-            None => {
-                let l = self.ledger.last_nonce(&c.entry.author).ok().flatten();
-                cache.insert(c.entry.author.clone(), l);
-                l
-            }
-        };
-        match last {
-            Some(last) if c.entry.nonce <= last => {
-                Err(AdmissionError::Replay { author: c.entry.author.clone(), nonce: c.entry.nonce, last })
-            }
-            _ => Ok(()),
-        }
-    }
-
     /// Submits encoded entries. The outer error means none was taken (queue full or
     /// stopped); otherwise each entry has its own outcome.
     pub async fn submit(self: &Arc<Self>, entries: Vec<Vec<u8>>) -> Result<Vec<Outcome>, SequencerError> {
@@ -89,11 +69,14 @@ impl WritePath {
         })
         .await
         .map_err(|_| SequencerError::Stopped)?;
-        let mut last_nonce: HashMap<String, Option<u64>> = HashMap::new();
+        // An entry whose nonce the ledger has already passed is refused at the door (§6.3):
+        // it could only be refused at commit, after waiting for a block. The ledger
+        // re-checks at commit, against the entries ordered before it.
+        let mut nonces = CommittedNonces::new(&self.ledger);
         let mut pass = Vec::with_capacity(cands.len());
         let mut pass_pos = Vec::with_capacity(cands.len());
         for ((mut c, v), i) in cands.into_iter().zip(verdicts).zip(positions) {
-            match v.and_then(|()| self.not_replayed(&c, &mut last_nonce)).and_then(|()| self.rules.authorize(&c.entry)) {
+            match v.and_then(|()| nonces.check(&c.entry)).and_then(|()| self.rules.authorize(&c.entry)) {
                 Ok(payload) => {
                     c.payload = payload;
                     pass.push(c);
@@ -137,6 +120,30 @@ pub fn verify_parallel(rules: &Rules, cands: &[Candidate]) -> Vec<Result<(), Adm
         );
         a
     })
+}
+
+/// The ledger's last committed nonce of each author, looked up once per batch: an entry
+/// at or below it is a replay (`specs/ledger.md` §6.3). The write path and gossip intake
+/// refuse those before they wait in a mempool.
+#[derive(Debug)]
+pub struct CommittedNonces<'a> {
+    ledger: &'a Ledger,
+    last: HashMap<String, Option<u64>>,
+}
+
+impl<'a> CommittedNonces<'a> {
+    pub fn new(ledger: &'a Ledger) -> Self {
+        CommittedNonces { ledger, last: HashMap::new() }
+    }
+
+    pub fn check(&mut self, entry: &entry::Entry) -> Result<(), AdmissionError> {
+        let ledger = self.ledger;
+        let last = *self.last.entry(entry.author.clone()).or_insert_with(|| ledger.last_nonce(&entry.author).ok().flatten());
+        match last {
+            Some(last) if entry.nonce <= last => Err(AdmissionError::Replay { author: entry.author.clone(), nonce: entry.nonce, last }),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// Bound on memoised author keys; the cache is simply cleared when full.

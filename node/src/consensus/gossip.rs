@@ -9,7 +9,6 @@
 //! - [`intake`]: a peer's batch is treated as adversarial — decoded, signature-checked in
 //!   batch, authorised, stale nonces dropped — before it joins the pool.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use arc_malachitebft_app_channel::NetworkMsg;
@@ -23,7 +22,7 @@ use super::mempool::Mempool;
 use super::types::{Address, DojangContext, ProposalPart};
 use crate::clock::Clock;
 use crate::ledger::Ledger;
-use crate::writepath::verify_parallel;
+use crate::writepath::{CommittedNonces, verify_parallel};
 
 /// Most entry bytes in one gossip message: under the 16 MiB pub-sub message limit set in
 /// `engine_config`, and above the entry bytes of the largest default HTTP request (16 MiB
@@ -101,7 +100,7 @@ pub async fn intake(
     mut rx: mpsc::Receiver<(PeerId, Vec<Vec<u8>>)>,
 ) {
     while let Some((peer, entries)) = rx.recv().await {
-        let fresh: Vec<Vec<u8>> = entries.into_iter().filter(|e| !mempool.contains(&dojang_core::entry::leaf_hash(e))).collect();
+        let fresh = mempool.unknown(entries);
         if fresh.is_empty() {
             continue;
         }
@@ -137,7 +136,7 @@ fn check_gossip(rules: &Rules, ledger: &Ledger, entries: Vec<Vec<u8>>, now: u64)
         }
     }
     let verdicts = verify_parallel(rules, &cands);
-    let mut last: HashMap<String, Option<u64>> = HashMap::new();
+    let mut nonces = CommittedNonces::new(ledger);
     let mut good = Vec::with_capacity(cands.len());
     for (mut c, v) in cands.into_iter().zip(verdicts) {
         if let Err(e) = v {
@@ -151,8 +150,7 @@ fn check_gossip(rules: &Rules, ledger: &Ledger, entries: Vec<Vec<u8>>, now: u64)
                 continue;
             }
         }
-        let committed = last.entry(c.entry.author.clone()).or_insert_with(|| ledger.last_nonce(&c.entry.author).ok().flatten());
-        if committed.is_some_and(|n| c.entry.nonce <= n) {
+        if nonces.check(&c.entry).is_err() {
             // Already committed (a late copy) or replayed: not an error of the peer's.
             continue;
         }

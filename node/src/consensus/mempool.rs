@@ -176,8 +176,12 @@ impl Mempool {
         hashes.iter().map(|h| q.entries.get(h).map(|p| p.cand.clone())).collect()
     }
 
-    pub fn contains(&self, hash: &Hash) -> bool {
-        self.lock().entries.contains_key(hash)
+    /// The entries neither pooled nor recently committed (hashed outside the lock, looked
+    /// up under one lock): what gossip intake still has to check.
+    pub fn unknown(&self, entries: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
+        let hashes: Vec<Hash> = entries.iter().map(|e| dojang_core::entry::leaf_hash(e)).collect();
+        let q = self.lock();
+        entries.into_iter().zip(hashes).filter(|(_, h)| !q.entries.contains_key(h) && !q.recent.contains(h)).map(|(e, _)| e).collect()
     }
 
     /// The entries of a new block: oldest first, up to `max_entries` and `max_bytes`, each
@@ -323,6 +327,7 @@ mod tests {
         let o = receipt_err();
         m.committed([(&b.leaf_hash, &o)]);
         assert_eq!(m.offer(vec![b.clone()]).known, 1, "a late gossiped copy of a committed entry is not pooled again");
+        assert!(m.unknown(vec![a.encoded.clone(), b.encoded.clone()]).is_empty(), "pooled and committed entries are both known to intake");
         assert!(rx1.try_recv().is_err(), "first submission still waits for entry a");
         assert_eq!(rx2.try_recv().unwrap().unwrap().len(), 1);
         m.committed([(&a.leaf_hash, &o)]);
@@ -354,7 +359,7 @@ mod tests {
         let seen: Vec<(bool, u64)> = got.iter().map(|c| (c.key == k1.verifying_key(), c.entry.nonce)).collect();
         assert_eq!(seen, vec![(true, 2), (false, 1), (true, 3), (true, 5)]);
         assert!(matches!(rx.try_recv().unwrap().unwrap()[0], Err(AdmissionError::ClockSkew { .. })));
-        assert!(!m.contains(&stale.leaf_hash));
+        assert_eq!(m.unknown(vec![stale.encoded.clone()]).len(), 1, "an expired entry leaves the pool");
         assert_eq!(m.select(2, usize::MAX, 1000, 500).len(), 2, "bounded by entries");
         assert_eq!(m.len(), 4, "selecting does not remove: only a decided block does");
     }
