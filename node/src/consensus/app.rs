@@ -500,12 +500,13 @@ impl App {
             return Ok(Err(format!("{} entries is over the block limit", block.entries.len())));
         }
         let rules = self.rules.clone();
-        let entries = block.entries.clone();
         let mempool = self.mempool.clone();
-        let res = tokio::task::spawn_blocking(move || {
-            let hashes: Vec<_> = entries.iter().map(|e| dojang_core::entry::leaf_hash(e)).collect();
+        // The block travels to the blocking thread and back rather than being copied.
+        let (block, res) = tokio::task::spawn_blocking(move || {
+            let hashes: Vec<_> = block.entries.iter().map(|e| dojang_core::entry::leaf_hash(e)).collect();
             let known = mempool.checked(&hashes);
-            check_entries(&rules, entries, ts, known)
+            let res = check_entries(&rules, &block.entries, ts, known);
+            (block, res)
         })
         .await
         .map_err(|e| AppError::Join(e.to_string()))?;
@@ -539,10 +540,12 @@ impl App {
             return Ok(());
         }
         let rules = self.rules.clone();
-        let (entries, ts) = (block.entries.clone(), block.header.timestamp_ms);
-        let res = tokio::task::spawn_blocking(move || check_entries(&rules, entries, ts, Vec::new()))
-            .await
-            .map_err(|e| AppError::Join(e.to_string()))?;
+        let (block, res) = tokio::task::spawn_blocking(move || {
+            let res = check_entries(&rules, &block.entries, block.header.timestamp_ms, Vec::new());
+            (block, res)
+        })
+        .await
+        .map_err(|e| AppError::Join(e.to_string()))?;
         if let Ok(cands) = res {
             self.blocks.insert(*id, Checked { block, candidates: Some(cands) });
         }
@@ -603,12 +606,13 @@ impl App {
         if h <= self.stored_height()? {
             return Ok(());
         }
-        self.load_pending(&id).await?;
-        let Some(block) = self.blocks.get(&id).map(|c| c.block.clone()) else { return Err(AppError::MissingBlock(id, h)) };
+        // Preparing loads the block if only its pending copy survived a crash.
         if self.prepare(id).await?.is_none() {
             return Err(AppError::MissingBlock(id, h));
         }
         let Some(prepared) = self.prepared.remove(&id) else { return Err(AppError::MissingBlock(id, h)) };
+        // Taken, not copied: every block at this height is dropped after the commit anyway.
+        let Some(Checked { block, .. }) = self.blocks.remove(&id) else { return Err(AppError::MissingBlock(id, h)) };
         let mut sigs = Vec::new();
         if let Some(cp) = &prepared.checkpoint {
             let exts = extensions.extensions.iter().map(|(addr, ext)| (addr, ext.message.as_slice()));
@@ -626,15 +630,19 @@ impl App {
         ];
         let ledger = self.ledger.clone();
         let started = std::time::Instant::now();
-        let outcomes = tokio::task::spawn_blocking(move || ledger.commit_prepared(prepared, sigs, extra))
-            .await
-            .map_err(|e| AppError::Join(e.to_string()))??;
+        let ts = block.header.timestamp_ms;
+        let (outcomes, hashes) = tokio::task::spawn_blocking(move || {
+            let outcomes = ledger.commit_prepared(prepared, sigs, extra)?;
+            let hashes: Vec<Hash> = block.entries.iter().map(|e| dojang_core::entry::leaf_hash(e)).collect();
+            Ok::<_, LedgerError>((outcomes, hashes))
+        })
+        .await
+        .map_err(|e| AppError::Join(e.to_string()))??;
         self.metrics.record_batch(&outcomes, started.elapsed());
-        self.last_ts = block.header.timestamp_ms;
+        self.last_ts = ts;
         tracing::debug!(height = h, entries = outcomes.len(), size = self.ledger.size(), "committed");
         // The block's entries leave every validator's pool (whoever proposed it); the
         // submitters waiting on them here are answered with the ledger's outcomes.
-        let hashes: Vec<Hash> = block.entries.iter().map(|e| dojang_core::entry::leaf_hash(e)).collect();
         self.mempool.committed(hashes.iter().zip(&outcomes));
         let keep_height = h + 1;
         self.blocks.retain(|_, c| c.block.header.height >= keep_height);
@@ -656,20 +664,15 @@ fn pending_key(id: &ValueId) -> Vec<u8> {
 /// block. Any failure makes the whole block invalid. `known[i]`, when present, is entry
 /// `i` as this validator's pool already checked it (the same bytes: equal leaf hash), so
 /// only its time is checked against the block's.
-pub(super) fn check_entries(
-    rules: &Rules,
-    entries: Vec<Vec<u8>>,
-    ts: u64,
-    known: Vec<Option<Candidate>>,
-) -> Result<Vec<Candidate>, String> {
+pub(super) fn check_entries(rules: &Rules, entries: &[Vec<u8>], ts: u64, known: Vec<Option<Candidate>>) -> Result<Vec<Candidate>, String> {
     let skew = rules.genesis.params.max_clock_skew_ms;
     let mut slots: Vec<Option<Candidate>> = Vec::with_capacity(entries.len());
     let mut fresh = Vec::new();
     let mut fresh_at = Vec::new();
     let mut known = known.into_iter();
-    for (i, e) in entries.into_iter().enumerate() {
+    for (i, e) in entries.iter().enumerate() {
         match known.next().flatten() {
-            Some(c) if c.encoded == e => {
+            Some(c) if c.encoded == *e => {
                 if c.entry.timestamp_ms.abs_diff(ts) > skew {
                     return Err(format!(
                         "entry {i}: {}",
@@ -679,7 +682,7 @@ pub(super) fn check_entries(
                 slots.push(Some(c));
             }
             _ => {
-                let c = rules.decode(e, ts, crate::writepath::author_key).map_err(|e| format!("entry {i}: {e}"))?;
+                let c = rules.decode(e.clone(), ts, crate::writepath::author_key).map_err(|e| format!("entry {i}: {e}"))?;
                 fresh.push(c);
                 fresh_at.push(i);
                 slots.push(None);

@@ -108,11 +108,14 @@ pub async fn verify_record(
     if ts < previous_ms {
         return Err(RecordError::TimeRegression { timestamp_ms: ts, previous_ms });
     }
-    let (r, entries) = (rules.clone(), block.entries.clone());
-    let candidates = tokio::task::spawn_blocking(move || check_entries(&r, entries, ts, Vec::new()))
-        .await
-        .map_err(|e| RecordError::Join(e.to_string()))?
-        .map_err(RecordError::Entry)?;
+    let r = rules.clone();
+    let (block, checked) = tokio::task::spawn_blocking(move || {
+        let checked = check_entries(&r, &block.entries, ts, Vec::new());
+        (block, checked)
+    })
+    .await
+    .map_err(|e| RecordError::Join(e.to_string()))?;
+    let candidates = checked.map_err(RecordError::Entry)?;
     Ok(Verified { height, block, certificate, candidates })
 }
 
@@ -421,7 +424,7 @@ mod tests {
         /// The checkpoint body `block` yields on top of the replica's current ledger (what
         /// each validator signs in its vote extension); None for a block with no entry.
         fn body(&self, block: &Block) -> Option<String> {
-            let cands = check_entries(&self.rules, block.entries.clone(), block.header.timestamp_ms, Vec::new()).unwrap();
+            let cands = check_entries(&self.rules, &block.entries, block.header.timestamp_ms, Vec::new()).unwrap();
             self.ledger.prepare(cands, block.header.timestamp_ms).unwrap().checkpoint.map(|c| c.body())
         }
 
